@@ -1,0 +1,155 @@
+//! Drives the field-level merge for an applier: which destination rows to
+//! read (and lock) for a chunk of changes, the merge itself, and the runs of
+//! row operations to write.
+//!
+//! Invariants: every key a change touches is read from the destination with
+//! `FOR UPDATE` inside the batch's transaction before it is decided, so a
+//! concurrent local write cannot slip between compare and write; the cache of
+//! current rows lives for one `write` call only (later chunks re-read the
+//! rows, which then include this transaction's own writes), so memory stays
+//! bounded on huge transactions.
+
+use super::plan::{group, RowOp, Run};
+use crate::config::{PairConfig, Side};
+use crate::conflict::compare::key_text;
+use crate::conflict::{merge_change, ConflictRecord, MergeContext, MergedOp, Outcome, Verdict};
+use crate::metrics as m;
+use crate::model::{Change, Op, Row, Value};
+use crate::schema::PairSchema;
+use std::collections::{BTreeMap, HashMap};
+
+/// Current destination rows of the keys in a chunk, by (pair, key text).
+pub type Current = HashMap<(usize, String), Option<Row>>;
+
+/// The keys (per pair) a chunk of changes needs from the destination.
+pub fn keys_needed(changes: &[Change], schemas: &[PairSchema]) -> BTreeMap<usize, Vec<Row>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: BTreeMap<usize, Vec<Row>> = BTreeMap::new();
+    for c in changes {
+        if c.op == Op::Truncate {
+            continue;
+        }
+        let Some(schema) = schemas.iter().find(|s| s.pair == c.pair) else { continue };
+        let mut keys = vec![c.key.clone()];
+        if let Some(b) = &c.before {
+            keys.push(schema.key_of(b));
+        }
+        for k in keys {
+            if k.iter().any(|v| matches!(v, Value::Unchanged)) {
+                continue;
+            }
+            if seen.insert((c.pair, key_text(&k))) {
+                out.entry(c.pair).or_default().push(k);
+            }
+        }
+    }
+    out
+}
+
+/// Merges a chunk against `current` (the fetched rows; keys not fetched are
+/// absent at the destination). Returns the runs to write and the outcome.
+pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConfig], source: Side, current: &mut Current) -> (Vec<Run>, Outcome) {
+    let mut out = Outcome::default();
+    for c in changes {
+        let (Some(schema), Some(pair)) = (schemas.iter().find(|s| s.pair == c.pair), pairs.get(c.pair)) else { continue };
+        let ctx = MergeContext { pair, schema, source };
+        if c.op == Op::Truncate {
+            for ((p, _), row) in current.iter_mut() {
+                if *p == c.pair {
+                    *row = None;
+                }
+            }
+            merge_change(&ctx, c, &mut None, None, &mut out);
+            continue;
+        }
+        let k = key_text(&c.key);
+        let mut cur = current.remove(&(c.pair, k.clone())).flatten();
+        let old_key = c.before.as_ref().map(|b| key_text(&schema.key_of(b))).filter(|ok| *ok != k);
+        match old_key {
+            Some(ok) => {
+                let mut old = current.remove(&(c.pair, ok.clone())).flatten();
+                merge_change(&ctx, c, &mut cur, Some(&mut old), &mut out);
+                current.insert((c.pair, ok), old);
+            }
+            None => merge_change(&ctx, c, &mut cur, None, &mut out),
+        }
+        current.insert((c.pair, k), cur);
+    }
+    let ops = out.ops.drain(..).map(|(pair, op)| {
+        let width = schemas.iter().find(|s| s.pair == pair).map_or(0, |s| s.columns.len());
+        let row_op = match op {
+            MergedOp::Insert(row) => RowOp::Upsert(row),
+            MergedOp::Delete(key) => RowOp::Delete(key),
+            MergedOp::Truncate => RowOp::Truncate,
+            MergedOp::Update { key, columns } => {
+                let mut row = vec![Value::Unchanged; width];
+                for (i, v) in columns {
+                    row[i] = v;
+                }
+                RowOp::PartialUpdate { key, row }
+            }
+        };
+        (pair, row_op)
+    });
+    let runs = group(ops);
+    (runs, out)
+}
+
+/// Counts and logs what a merge saw (violations, conflicts, ignored changes).
+pub fn report(outcome: &Outcome, schemas: &[PairSchema], source: Side) {
+    let name = |p: usize| schemas.iter().find(|s| s.pair == p).map(|s| s.name.clone()).unwrap_or_default();
+    for (pair, key, col) in &outcome.violations {
+        let column = schemas.iter().find(|s| s.pair == *pair).map(|s| s.columns[*col].name.clone()).unwrap_or_default();
+        metrics::counter!(m::OWNERSHIP_VIOLATIONS, "pair" => name(*pair), "side" => source.as_str()).increment(1);
+        tracing::warn!(pair = %name(*pair), key = %key_text(key).replace('\u{1f}', ","), column = %column, side = %source,
+            "ownership violation: {source} changed a column it does not own; not propagated");
+    }
+    for c in &outcome.conflicts {
+        let winner = match c.verdict {
+            Verdict::Wins(s) => s.as_str(),
+            Verdict::Open => "open",
+        };
+        metrics::counter!(m::CONFLICTS, "pair" => name(c.pair), "policy" => crate::conflict::policy_name(c.policy), "winner" => winner).increment(1);
+    }
+    if outcome.missing_updates > 0 {
+        tracing::info!(count = outcome.missing_updates, side = %source, "updates of rows missing at the destination ignored (deleted there; missing_row = \"ignore\")");
+    }
+}
+
+/// JSON object of a key, `{"col": "value"}`, for state tables and logs.
+pub fn key_json(schema: &PairSchema, key: &[Value]) -> String {
+    let mut map = serde_json::Map::new();
+    for (&i, v) in schema.key.iter().zip(key) {
+        map.insert(schema.columns[i].name.clone(), serde_json::Value::String(v.to_string()));
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The conflict records of a batch, ready for a destination's `conflicts` table:
+/// (pair name, key json, column, postgres value, mysql value, policy, winner).
+pub fn conflict_rows(conflicts: &[ConflictRecord], schemas: &[PairSchema]) -> Vec<[Option<String>; 7]> {
+    conflicts
+        .iter()
+        .filter_map(|c| {
+            let schema = schemas.iter().find(|s| s.pair == c.pair)?;
+            let text = |v: &Value| if v.is_null() { None } else { Some(v.to_string()) };
+            let (pg, my) = match c.source {
+                Side::Postgres => (text(&c.source_value), text(&c.dest_value)),
+                Side::Mysql => (text(&c.dest_value), text(&c.source_value)),
+            };
+            let winner = match c.verdict {
+                Verdict::Wins(s) => Some(s.as_str().to_string()),
+                Verdict::Open => None,
+            };
+            Some([
+                Some(schema.name.clone()),
+                Some(key_json(schema, &c.key)),
+                Some(schema.columns[c.column].name.clone()),
+                pg,
+                my,
+                Some(crate::conflict::policy_name(c.policy).to_string()),
+                winner,
+            ])
+        })
+        .collect()
+}

@@ -1,0 +1,49 @@
+//! Appliers write batches of normalized changes to a destination database,
+//! atomically with the checkpoint of the last source transaction they contain.
+//!
+//! `plan` turns changes into destination-neutral row operations (upsert,
+//! keyed delete, partial update, truncate) in source order; the dialect
+//! modules render them as SQL. `screen` sets apart, before any of that, the
+//! changes holding a source value with no canonical form (quarantine / stop).
+
+pub mod merge;
+pub mod mysql;
+pub mod mysql_sql;
+pub mod park;
+pub mod plan;
+pub mod postgres;
+pub mod postgres_sql;
+pub mod quarantine;
+pub mod screen;
+
+use crate::model::{Change, SourcePos, TxnMeta};
+use crate::Result;
+
+/// A destination that applies batches exactly once.
+///
+/// Contract: `begin` opens a destination transaction; `write` adds changes, in
+/// source order, to that open transaction (it may be called many times: a
+/// large source transaction arrives in chunks); `commit(last)` writes the
+/// position of `last` (the batch's last source transaction) as
+/// the direction's checkpoint in the same transaction and commits — when it
+/// returns `Ok`, the rows and the checkpoint are durable together, and never
+/// one without the other. `rollback` discards everything since `begin`. Writes
+/// are idempotent (upserts and keyed deletes), so replaying source
+/// transactions after the checkpoint is harmless. After any error the caller
+/// must `rollback` (or drop the applier) before using it again.
+#[allow(async_fn_in_trait)]
+pub trait BatchApplier {
+    /// The checkpoint stored at the destination, if any.
+    async fn checkpoint(&mut self) -> Result<Option<SourcePos>>;
+    async fn begin(&mut self) -> Result<()>;
+    async fn write(&mut self, changes: &[Change]) -> Result<()>;
+    async fn commit(&mut self, last: &TxnMeta) -> Result<()>;
+    async fn rollback(&mut self) -> Result<()>;
+    /// Pairs with parked changes of this direction (`park`), by pair index.
+    async fn parked_pairs(&mut self) -> Result<Vec<usize>>;
+    /// Sets changes of a paused pair aside, in order, in the open transaction.
+    async fn park(&mut self, changes: &[Change], reason: &str) -> Result<()>;
+    /// Applies the parked changes of `pair` in order and removes them, in the
+    /// open transaction; returns how many there were.
+    async fn unpark(&mut self, pair: usize) -> Result<u64>;
+}

@@ -1,0 +1,518 @@
+//! The MySQL/MariaDB applier: batches of changes become multi-statement SQL
+//! sent over one session, inside one transaction that also writes the
+//! `postgres→mysql` checkpoint row.
+//!
+//! Every transaction starts with a write to `tandem.origin_marker` so the
+//! binlog reader can recognise (and drop) tandem's own writes (DESIGN §2).
+//! Statements are buffered and sent in multi-statement round trips of bounded
+//! size; a small batch costs one round trip in total. On any error the session
+//! is rolled back by the caller; nothing partial is ever committed.
+//! With a lease fence (`set_fence`), the checkpoint row is written only while
+//! the `lease` row still has this holder's epoch (read with a share lock in
+//! the same round trip as COMMIT; a different epoch makes the checkpoint
+//! position NULL, which strict mode refuses, so COMMIT never runs): the batch
+//! then fails with `Error::Fenced`.
+
+use super::merge::{conflict_rows, keys_needed, merge_chunk, report, Current};
+use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_run, render_value, table};
+use super::quarantine::{handle_rejection, Rejected};
+use super::screen::Segment;
+use super::BatchApplier;
+use crate::config::{Config, Direction, PairConfig, Side};
+use crate::conflict::compare::{key_text, mysql_text_value};
+use crate::conflict::ConflictRecord;
+use crate::model::{Change, SourcePos, TxnMeta};
+use crate::model::{Row, Value};
+use crate::schema::PairSchema;
+use crate::{Error, Result};
+use mysql_async::prelude::Queryable;
+use std::sync::Arc;
+
+/// Flush the statement buffer once it holds this many bytes.
+const FLUSH_BYTES: usize = 4 << 20;
+
+pub struct MysqlApplier {
+    conn: mysql_async::Conn,
+    schemas: Arc<Vec<PairSchema>>,
+    pipeline: String,
+    state_db: String,
+    direction: Direction,
+    pending: String,
+    pairs: Vec<PairConfig>,
+    /// Conflicts decided in the open transaction, written with its commit.
+    conflicts: Vec<ConflictRecord>,
+    /// How this session's transactions are tagged for the binlog reader.
+    echo: EchoMark,
+    on_error: crate::config::OnError,
+    /// Changes rejected in the open transaction, quarantined with its commit.
+    rejected: Vec<Rejected>,
+    /// The lease epoch every checkpoint write is conditional on (`ops::lease`).
+    fence: Option<i64>,
+}
+
+/// The echo tag in use on the MySQL side (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoMark {
+    /// A `tandem.origin_marker` row first in every transaction.
+    MarkerRow,
+    /// The session `server_id` (MariaDB, needs SUPER/BINLOG ADMIN): every event carries it.
+    ServerId(u32),
+}
+
+impl std::fmt::Display for EchoMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EchoMark::MarkerRow => f.write_str("marker-row"),
+            EchoMark::ServerId(id) => write!(f, "server-id {id}"),
+        }
+    }
+}
+
+impl MysqlApplier {
+    pub async fn connect(cfg: &Config, schemas: Arc<Vec<PairSchema>>) -> Result<Self> {
+        let mut conn = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
+        let echo = choose_echo(&mut conn, cfg).await?;
+        tracing::info!(echo = %echo, "mysql applier: tagging own transactions");
+        Ok(MysqlApplier {
+            conn,
+            schemas,
+            pipeline: cfg.pipeline.clone(),
+            state_db: cfg.state_schema.clone(),
+            direction: Direction::PostgresToMysql,
+            pending: String::with_capacity(FLUSH_BYTES + (1 << 20)),
+            pairs: cfg.pairs.clone(),
+            conflicts: Vec::new(),
+            echo,
+            on_error: cfg.apply.on_error,
+            rejected: Vec::new(),
+            fence: None,
+        })
+    }
+
+    /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
+    pub fn set_fence(&mut self, epoch: i64) {
+        self.fence = Some(epoch);
+    }
+
+    /// After a failed commit: `Fenced` when the lease epoch moved on, else `e`.
+    async fn fenced_or(&mut self, e: Error) -> Error {
+        let Some(epoch) = self.fence else { return e };
+        self.pending.clear();
+        if self.conn.query_drop("ROLLBACK").await.is_err() {
+            return e;
+        }
+        let sql = format!("SELECT epoch FROM {} WHERE pipeline = ?", self.state_table("lease"));
+        match self.conn.exec_first::<i64, _, _>(sql, (&self.pipeline,)).await {
+            Ok(now) if now != Some(epoch) => Error::Fenced { side: "mysql", epoch },
+            _ => e,
+        }
+    }
+
+    pub fn echo(&self) -> EchoMark {
+        self.echo
+    }
+
+    /// Replaces the pair schemas (after DDL).
+    pub fn set_schemas(&mut self, schemas: Arc<Vec<PairSchema>>) {
+        self.schemas = schemas;
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let sql = std::mem::take(&mut self.pending);
+        let result = self.conn.query_drop(sql.as_str()).await;
+        self.pending = sql;
+        self.pending.clear();
+        result.map_err(Error::from)
+    }
+
+    /// Sends the pending statements followed by a locking read of `keys`, and
+    /// records every key's current row (absent keys as `None`) in `current`.
+    async fn fetch_current(&mut self, schema: &PairSchema, keys: &[Row], current: &mut Current) -> Result<()> {
+        for chunk in keys.chunks(1000) {
+            for k in chunk {
+                current.insert((schema.pair, key_text(k)), None);
+            }
+            let mut sql = std::mem::take(&mut self.pending);
+            sql.push_str("SELECT ");
+            for (n, c) in schema.columns.iter().enumerate() {
+                if n > 0 {
+                    sql.push(',');
+                }
+                // FLOAT prints only 6 digits over the text protocol: read its exact double.
+                if super::mysql_sql::is_single_float(&c.my_type) {
+                    sql.push_str("CAST(");
+                    quote_ident(&mut sql, &c.my_name);
+                    sql.push_str(" AS DOUBLE)");
+                } else {
+                    quote_ident(&mut sql, &c.my_name);
+                }
+            }
+            sql.push_str(" FROM ");
+            table(&mut sql, schema);
+            sql.push_str(" WHERE ");
+            if schema.key.len() == 1 {
+                quote_ident(&mut sql, &schema.columns[schema.key[0]].my_name);
+                sql.push_str(" IN (");
+                for (n, k) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        sql.push(',');
+                    }
+                    render_value(&mut sql, schema, schema.key[0], &k[0]).map_err(|e| Error::Other(e.to_string()))?;
+                }
+                sql.push(')');
+            } else {
+                for (n, k) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        sql.push_str(" OR ");
+                    }
+                    key_predicate(&mut sql, schema, k).map_err(|e| Error::Other(e.to_string()))?;
+                }
+            }
+            sql.push_str(" FOR UPDATE");
+            let mut result = self.conn.query_iter(sql).await?;
+            let mut rows: Vec<mysql_async::Row> = Vec::new();
+            while !result.is_empty() {
+                let set: Vec<mysql_async::Row> = result.collect().await?;
+                if !set.is_empty() {
+                    rows = set;
+                }
+            }
+            drop(result);
+            for r in rows {
+                let raw = mysql_async::Row::unwrap(r);
+                let mut row = Vec::with_capacity(schema.columns.len());
+                for (c, v) in schema.columns.iter().zip(raw) {
+                    let bytes = match &v {
+                        mysql_async::Value::NULL => None,
+                        mysql_async::Value::Bytes(b) => Some(b.as_slice()),
+                        _ => return Err(Error::Other(format!("pair {}: unexpected binary value for {}", schema.name, c.name))),
+                    };
+                    let mut v = mysql_text_value(bytes, c.my_kind).map_err(|e| {
+                        Error::Decode(format!("pair {}, column {} (read back from {}): {e}", schema.name, c.name, schema.my_table))
+                    })?;
+                    if let (Value::Float(f), true) = (&v, super::mysql_sql::is_single_float(&c.my_type)) {
+                        // The f32 the column holds, as the f64 with its shortest text (what sources produce).
+                        v = Value::Float(format!("{}", *f as f32).parse().unwrap_or(*f));
+                    }
+                    row.push(v);
+                }
+                let k = key_text(&schema.key_of(&row));
+                current.insert((schema.pair, k), Some(row));
+            }
+        }
+        Ok(())
+    }
+
+    fn state_table(&self, name: &str) -> String {
+        let mut s = String::new();
+        quote_ident(&mut s, &self.state_db);
+        s.push('.');
+        s.push_str(name);
+        s
+    }
+}
+
+/// Picks the echo tag: `server-id` (the pipeline's binlog client id as the
+/// session server_id) when configured or, with `auto`, when the account may set
+/// it; otherwise the marker row.
+pub async fn choose_echo(conn: &mut mysql_async::Conn, cfg: &Config) -> Result<EchoMark> {
+    use crate::config::EchoTag;
+    if cfg.mysql.echo_tag == EchoTag::MarkerRow {
+        return Ok(EchoMark::MarkerRow);
+    }
+    let id = cfg.mysql.server_id;
+    let own: Option<u64> = conn.query_first("SELECT @@GLOBAL.server_id").await?;
+    if own == Some(id as u64) {
+        return Err(Error::Other(format!("[mysql] server_id = {id} is the server's own server_id; choose another id for tandem")));
+    }
+    match conn.query_drop(format!("SET SESSION server_id = {id}")).await {
+        Ok(()) => Ok(EchoMark::ServerId(id)),
+        Err(e) if cfg.mysql.echo_tag == EchoTag::Auto => {
+            tracing::info!(error = %e, "cannot set the session server_id; using the origin marker row instead");
+            Ok(EchoMark::MarkerRow)
+        }
+        Err(e) => Err(Error::Other(format!("echo_tag = \"server-id\" needs SUPER or BINLOG ADMIN to set the session server_id: {e}"))),
+    }
+}
+
+impl BatchApplier for MysqlApplier {
+    async fn checkpoint(&mut self) -> Result<Option<SourcePos>> {
+        let sql = format!("SELECT position FROM {} WHERE pipeline = ? AND direction = ?", self.state_table("checkpoints"));
+        let pos: Option<String> = self.conn.exec_first(sql, (&self.pipeline, self.direction.key())).await?;
+        match pos {
+            None => Ok(None),
+            Some(p) => match self.direction {
+                Direction::PostgresToMysql => p
+                    .parse()
+                    .map(|l| Some(SourcePos::Postgres(l)))
+                    .map_err(|e| Error::Other(format!("checkpoint in {}: {e}", self.state_table("checkpoints")))),
+                Direction::MysqlToPostgres => Err(Error::Other("MySQL holds only the postgres→mysql checkpoint".into())),
+            },
+        }
+    }
+
+    async fn begin(&mut self) -> Result<()> {
+        self.pending.clear();
+        if let EchoMark::ServerId(_) = self.echo {
+            self.pending.push_str("START TRANSACTION;\n");
+            return Ok(());
+        }
+        let marker = self.state_table("origin_marker");
+        self.pending.push_str("START TRANSACTION;\nINSERT INTO ");
+        self.pending.push_str(&marker);
+        self.pending.push_str(" (pipeline, txn) VALUES (");
+        quote_str(&mut self.pending, &self.pipeline);
+        self.pending.push_str(", 1) ON DUPLICATE KEY UPDATE txn = txn + 1;\n");
+        Ok(())
+    }
+
+    async fn write(&mut self, changes: &[Change]) -> Result<()> {
+        // Changes holding a source value with no canonical form never reach the database.
+        for segment in super::screen::screen(changes, &self.pairs, &self.schemas) {
+            match segment {
+                Segment::Apply(cs) => self.write_screened(&cs).await?,
+                Segment::Hold(c, e) => self.reject(&c, e)?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, last: &TxnMeta) -> Result<()> {
+        self.commit_inner(last).await
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.pending.clear();
+        self.conflicts.clear();
+        self.rejected.clear();
+        self.conn.query_drop("ROLLBACK").await.map_err(Error::from)
+    }
+    async fn parked_pairs(&mut self) -> Result<Vec<usize>> {
+        let sql = format!("SELECT DISTINCT pair FROM {} WHERE pipeline = ? AND direction = ?", self.state_table("parked"));
+        let names: Vec<String> = self.conn.exec(sql, (&self.pipeline, self.direction.key())).await?;
+        Ok(super::park::pair_indices(&self.schemas, &names, self.direction))
+    }
+
+    async fn park(&mut self, changes: &[Change], reason: &str) -> Result<()> {
+        let (pairs, texts) = super::park::rows(&self.schemas, changes);
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        self.pending.push_str(&format!("INSERT INTO {} (pipeline, direction, pair, reason, change_json, created_at) VALUES ", self.state_table("parked")));
+        for (n, (pair, text)) in pairs.iter().zip(&texts).enumerate() {
+            self.pending.push_str(if n == 0 { "(" } else { ",(" });
+            for f in [self.pipeline.as_str(), self.direction.key(), pair, reason, text] {
+                quote_str(&mut self.pending, f);
+                self.pending.push(',');
+            }
+            self.pending.push_str("UTC_TIMESTAMP(6))");
+        }
+        self.pending.push_str(";\n");
+        if self.pending.len() >= FLUSH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn unpark(&mut self, pair: usize) -> Result<u64> {
+        let Some(schema) = self.schemas.iter().find(|s| s.pair == pair).cloned() else { return Ok(0) };
+        let table = self.state_table("parked");
+        let select = format!("SELECT id, change_json FROM {table} WHERE pipeline = ? AND direction = ? AND pair = ? ORDER BY id LIMIT {}", super::park::REPLAY_CHUNK);
+        let mut total = 0;
+        loop {
+            self.flush().await?;
+            let rows: Vec<(u64, String)> = self.conn.exec(select.as_str(), (&self.pipeline, self.direction.key(), &schema.name)).await?;
+            if rows.is_empty() {
+                return Ok(total);
+            }
+            let mut apply = Vec::with_capacity(rows.len());
+            for (_, text) in &rows {
+                match super::park::replay(&schema, text)? {
+                    super::park::Replay::Apply(c) => apply.push(c),
+                    super::park::Replay::Reject(c, e) => self.reject(&c, e)?,
+                }
+            }
+            self.write(&apply).await?;
+            let ids: Vec<String> = rows.iter().map(|(id, _)| id.to_string()).collect();
+            self.pending.push_str(&format!("DELETE FROM {table} WHERE id IN ({});\n", ids.join(",")));
+            total += rows.len() as u64;
+        }
+    }
+}
+
+impl MysqlApplier {
+    /// Applies a screened run of changes under a savepoint; when the destination
+    /// rejects it, finds the rejected change(s) one at a time and sets them aside.
+    async fn write_screened(&mut self, changes: &[Change]) -> Result<()> {
+        self.pending.push_str("SAVEPOINT tandem_chunk;\n");
+        let conflicts_before = self.conflicts.len();
+        let first = match self.write_inner(changes).await {
+            Ok(()) => self.flush().await,
+            Err(e) => Err(e),
+        };
+        let Err(e) = first else { return Ok(()) };
+        if !e.is_rejection() {
+            return Err(e);
+        }
+        // Find the change(s) the destination rejects: one at a time, each under a savepoint.
+        self.pending.clear();
+        self.conflicts.truncate(conflicts_before);
+        self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_chunk").await?;
+        for c in changes {
+            let before = self.conflicts.len();
+            self.pending.push_str("SAVEPOINT tandem_row;\n");
+            let r = match self.write_inner(std::slice::from_ref(c)).await {
+                Ok(()) => self.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                if !e.is_rejection() {
+                    return Err(e);
+                }
+                self.pending.clear();
+                self.conflicts.truncate(before);
+                self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_row").await?;
+                self.reject(c, e)?;
+            }
+        }
+        Ok(())
+    }
+
+}
+
+impl MysqlApplier {
+    /// Applies one quarantined change again and deletes quarantine row `id`, in
+    /// one transaction that does not move the checkpoint. `Ok(Some(error))` when
+    /// the destination still rejects it (nothing changed).
+    pub async fn retry_quarantined(&mut self, change: &Change, id: u64) -> Result<Option<String>> {
+        let on_error = self.on_error;
+        self.on_error = crate::config::OnError::Quarantine;
+        self.begin().await?;
+        let r = self.write(std::slice::from_ref(change)).await;
+        self.on_error = on_error;
+        if let Err(e) = r {
+            let _ = self.rollback().await;
+            return Err(e);
+        }
+        if let Some(still) = self.rejected.pop() {
+            self.rollback().await?;
+            return Ok(Some(still.error));
+        }
+        self.pending.push_str(&format!("DELETE FROM {} WHERE id = {id};\nCOMMIT", self.state_table("quarantine")));
+        self.flush().await?;
+        self.conflicts.clear();
+        Ok(None)
+    }
+
+    /// Sets a rejected change aside, or stops with it (`on_error = "stop"`).
+    fn reject(&mut self, c: &Change, e: Error) -> Result<()> {
+        let Some(schema) = self.schemas.iter().find(|s| s.pair == c.pair) else { return Err(e) };
+        let r = handle_rejection(schema, c, None, &e, self.on_error, self.direction)?;
+        self.rejected.push(r);
+        Ok(())
+    }
+
+    async fn write_inner(&mut self, changes: &[Change]) -> Result<()> {
+        let schemas = Arc::clone(&self.schemas);
+        let mut current = Current::new();
+        for (pair, keys) in keys_needed(changes, &schemas) {
+            if let Some(schema) = schemas.iter().find(|s| s.pair == pair) {
+                self.fetch_current(schema, &keys, &mut current).await?;
+            }
+        }
+        let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Postgres, &mut current);
+        report(&outcome, &schemas, Side::Postgres);
+        self.conflicts.extend(outcome.conflicts);
+        for run in runs {
+            let Some(schema) = schemas.iter().find(|s| s.pair == run.pair) else { continue };
+            // Split long runs so one statement stays well under max_allowed_packet.
+            let mut start = 0;
+            while start < run.ops.len() {
+                let end = (start + 2000).min(run.ops.len());
+                render_run(&mut self.pending, schema, &run.ops[start..end])
+                    .map_err(|e| Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) })?;
+                start = end;
+                if self.pending.len() >= FLUSH_BYTES {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit_inner(&mut self, last: &TxnMeta) -> Result<()> {
+        let position = &last.position;
+        for r in std::mem::take(&mut self.rejected) {
+            self.pending.push_str(&format!("INSERT INTO {} (pipeline, direction, pair, key_json, column_name, value_text, error, change_json, position, created_at) VALUES (", self.state_table("quarantine")));
+            let fields = [Some(self.pipeline.clone()), Some(self.direction.key().to_string()), Some(r.pair), Some(r.key_json), r.column, r.value, Some(r.error), Some(r.change_json), Some(position.to_string())];
+            for (n, f) in fields.iter().enumerate() {
+                if n > 0 {
+                    self.pending.push(',');
+                }
+                match f {
+                    Some(t) => quote_str(&mut self.pending, t),
+                    None => self.pending.push_str("NULL"),
+                }
+            }
+            self.pending.push_str(", UTC_TIMESTAMP(6));\n");
+        }
+        let conflicts = std::mem::take(&mut self.conflicts);
+        if !conflicts.is_empty() {
+            let source_ts = (last.commit_ts > 0).then(|| crate::model::value::format_timestamp(last.commit_ts));
+            let table = self.state_table("conflicts");
+            for row in conflict_rows(&conflicts, &self.schemas) {
+                self.pending.push_str("INSERT INTO ");
+                self.pending.push_str(&table);
+                self.pending.push_str(
+                    " (pipeline, pair, key_json, column_name, postgres_value, mysql_value, policy, winner, postgres_commit_ts, decided_at, resolved_at) VALUES (",
+                );
+                quote_str(&mut self.pending, &self.pipeline);
+                for v in row.iter().chain(std::iter::once(&source_ts)) {
+                    self.pending.push(',');
+                    match v {
+                        Some(t) => quote_str(&mut self.pending, t),
+                        None => self.pending.push_str("NULL"),
+                    }
+                }
+                // Decided conflicts are closed at once; manual ones (no winner) stay open.
+                let open = row[6].is_none();
+                self.pending.push_str(if open { ", UTC_TIMESTAMP(6), NULL);\n" } else { ", UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));\n" });
+            }
+        }
+        if self.fence.is_some() {
+            // The share lock makes a new holder's epoch bump wait for this commit.
+            let lease = self.state_table("lease");
+            self.pending.push_str("SET @tandem_lease_epoch = NULL;\nSELECT epoch INTO @tandem_lease_epoch FROM ");
+            self.pending.push_str(&lease);
+            self.pending.push_str(" WHERE pipeline = ");
+            quote_str(&mut self.pending, &self.pipeline);
+            self.pending.push_str(" LOCK IN SHARE MODE;\n");
+        }
+        let table = self.state_table("checkpoints");
+        self.pending.push_str("INSERT INTO ");
+        self.pending.push_str(&table);
+        self.pending.push_str(" (pipeline, direction, position, updated_at) VALUES (");
+        quote_str(&mut self.pending, &self.pipeline);
+        self.pending.push(',');
+        quote_str(&mut self.pending, self.direction.key());
+        self.pending.push(',');
+        match self.fence {
+            None => quote_str(&mut self.pending, &position.to_string()),
+            Some(epoch) => {
+                // NULL (refused by strict mode, so COMMIT never runs) unless the epoch is still ours.
+                self.pending.push_str(&format!("IF(@tandem_lease_epoch <=> {epoch}, "));
+                quote_str(&mut self.pending, &position.to_string());
+                self.pending.push_str(", NULL)");
+            }
+        }
+        self.pending.push_str(", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at);\nCOMMIT");
+        match self.flush().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fenced_or(e).await),
+        }
+    }
+
+}

@@ -1,0 +1,363 @@
+//! Renders row operations as MySQL/MariaDB SQL text.
+//!
+//! The session runs with `NO_BACKSLASH_ESCAPES` and `time_zone = '+00:00'`
+//! (see `crate::db::connect_mysql`), so a string literal needs only its quotes
+//! doubled and timestamps are written as UTC text. Bytes are hex literals.
+//! A value the destination column cannot hold exactly (NaN, infinity, a
+//! non-numeric decimal) is a `RenderError` naming the column, never altered.
+
+use super::plan::{update_groups, RowOp};
+use crate::model::value::{format_date, format_time, format_timestamp};
+use crate::model::Value;
+use crate::schema::{PairSchema, ValueKind};
+use std::fmt::Write;
+
+/// A value that cannot be written to its destination column.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("pair {pair}, column {column}: {reason} (value {value})")]
+pub struct RenderError {
+    pub pair: String,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+pub fn quote_ident(out: &mut String, name: &str) {
+    out.push('`');
+    out.push_str(&name.replace('`', "``"));
+    out.push('`');
+}
+
+pub fn quote_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('\'');
+    for ch in s.chars() {
+        if ch == '\'' {
+            out.push('\'');
+        }
+        out.push(ch);
+    }
+    out.push('\'');
+}
+
+fn hex(out: &mut String, b: &[u8]) {
+    out.push_str("X'");
+    for byte in b {
+        let _ = write!(out, "{byte:02X}");
+    }
+    out.push('\'');
+}
+
+fn is_decimal_text(s: &str) -> bool {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && body.bytes().filter(|&b| b == b'.').count() <= 1
+        && body.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// Appends the literal for `v` in a column of `kind`; `Err(reason)` if impossible.
+pub fn literal(out: &mut String, v: &Value, kind: ValueKind) -> Result<(), String> {
+    match v {
+        Value::Null => out.push_str("NULL"),
+        Value::Bool(b) => out.push_str(if *b { "1" } else { "0" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Decimal(s) => {
+            if !is_decimal_text(s) {
+                return Err(format!("{s} is not a finite decimal number"));
+            }
+            out.push_str(s);
+        }
+        Value::Float(f) => {
+            if !f.is_finite() {
+                return Err("MySQL cannot store NaN or infinity".to_string());
+            }
+            // `{:?}` is the shortest text that reads back as the same f64.
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Text(s) | Value::Json(s) => {
+            if kind == ValueKind::Bytes {
+                hex(out, s.as_bytes())
+            } else if s.contains('\0') {
+                out.push_str("CONVERT(");
+                hex(out, s.as_bytes());
+                out.push_str(" USING utf8mb4)");
+            } else {
+                quote_str(out, s)
+            }
+        }
+        Value::Bytes(b) => hex(out, b),
+        Value::Date(d) => quote_str(out, &format_date(*d)),
+        Value::Time(t) => quote_str(out, &format_time(*t)),
+        Value::Timestamp(t) => {
+            if kind == ValueKind::Date {
+                quote_str(out, &format_timestamp(*t)[..10])
+            } else {
+                quote_str(out, &format_timestamp(*t))
+            }
+        }
+        Value::Unchanged => return Err("an unsent TOAST value cannot be written".to_string()),
+        Value::Unrepresentable(u) => return Err(u.reason.clone()),
+    }
+    Ok(())
+}
+
+/// Is a MySQL `COLUMN_TYPE` single precision (`float`, `float(m,d)`, `float
+/// unsigned`)? MySQL turns `FLOAT(p)` with p > 24 into `double`.
+pub fn is_single_float(my_type: &str) -> bool {
+    my_type.trim_start().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("float"))
+}
+
+/// The literal for `v` in a column of MySQL type `my_type` and kind `kind`.
+///
+/// A float bound for a single-precision `FLOAT` column is written as the exact
+/// value of the nearest f32: the shortest text of an f32 may lie outside
+/// FLOAT's range although it denotes a value inside it (`3.4028235e38`, the
+/// text Postgres prints for the largest `real`, is above FLT_MAX =
+/// 3.4028234663852886e38 and MySQL refuses it as out of range). A value with
+/// no finite f32 is an error, never clamped.
+pub fn column_literal(out: &mut String, v: &Value, kind: ValueKind, my_type: &str) -> Result<(), String> {
+    if let Value::Float(f) = v {
+        if is_single_float(my_type) && f.is_finite() {
+            let single = *f as f32;
+            if !single.is_finite() {
+                return Err(format!("{f:?} is out of range for {my_type}"));
+            }
+            let _ = write!(out, "{:?}", f64::from(single));
+            return Ok(());
+        }
+    }
+    literal(out, v, kind)
+}
+
+pub fn render_value(out: &mut String, schema: &PairSchema, col: usize, v: &Value) -> Result<(), RenderError> {
+    let c = &schema.columns[col];
+    column_literal(out, v, c.my_kind, &c.my_type).map_err(|reason| RenderError {
+        pair: schema.name.clone(),
+        column: c.name.clone(),
+        value: v.to_string().chars().take(200).collect(),
+        reason,
+    })
+}
+
+pub fn table(out: &mut String, schema: &PairSchema) {
+    quote_ident(out, &schema.my_table.schema);
+    out.push('.');
+    quote_ident(out, &schema.my_table.name);
+}
+
+pub fn key_predicate(out: &mut String, schema: &PairSchema, key: &[Value]) -> Result<(), RenderError> {
+    out.push('(');
+    for (n, (&ci, v)) in schema.key.iter().zip(key).enumerate() {
+        if n > 0 {
+            out.push_str(" AND ");
+        }
+        quote_ident(out, &schema.columns[ci].my_name);
+        out.push('=');
+        render_value(out, schema, ci, v)?;
+    }
+    out.push(')');
+    Ok(())
+}
+
+/// Columns written at the destination (generated columns are the server's).
+fn writable(schema: &PairSchema) -> impl Iterator<Item = usize> + '_ {
+    (0..schema.columns.len()).filter(|&i| !schema.columns[i].my_generated)
+}
+
+/// Appends statements (each ending in `;\n`) for a run of one kind.
+pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp]) -> Result<(), RenderError> {
+    let Some(first) = ops.first() else { return Ok(()) };
+    match first {
+        RowOp::Upsert(_) => {
+            out.push_str("INSERT INTO ");
+            table(out, schema);
+            out.push_str(" (");
+            for (n, i) in writable(schema).enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                quote_ident(out, &schema.columns[i].my_name);
+            }
+            out.push_str(") VALUES ");
+            for (r, op) in ops.iter().enumerate() {
+                let RowOp::Upsert(row) = op else { continue };
+                out.push_str(if r > 0 { ",(" } else { "(" });
+                for (n, i) in writable(schema).enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    render_value(out, schema, i, &row[i])?;
+                }
+                out.push(')');
+            }
+            out.push_str(" ON DUPLICATE KEY UPDATE ");
+            let mut n = 0;
+            for i in writable(schema).filter(|i| !schema.key.contains(i)) {
+                if n > 0 {
+                    out.push(',');
+                }
+                n += 1;
+                let name = &schema.columns[i].my_name;
+                quote_ident(out, name);
+                out.push_str("=VALUES(");
+                quote_ident(out, name);
+                out.push(')');
+            }
+            if n == 0 {
+                // Key-only table: a no-op update keeps the statement valid.
+                let k = &schema.columns[schema.key[0]].my_name;
+                quote_ident(out, k);
+                out.push('=');
+                quote_ident(out, k);
+            }
+            out.push_str(";\n");
+        }
+        RowOp::Delete(_) => {
+            out.push_str("DELETE FROM ");
+            table(out, schema);
+            out.push_str(" WHERE ");
+            for (r, op) in ops.iter().enumerate() {
+                let RowOp::Delete(key) = op else { continue };
+                if r > 0 {
+                    out.push_str(" OR ");
+                }
+                key_predicate(out, schema, key)?;
+            }
+            out.push_str(";\n");
+        }
+        RowOp::PartialUpdate { .. } => {
+            for g in update_groups(ops, |i| !schema.columns[i].my_generated) {
+                if g.rows.len() == 1 {
+                    let (key, row) = g.rows[0];
+                    out.push_str("UPDATE ");
+                    table(out, schema);
+                    out.push_str(" SET ");
+                    for (n, &i) in g.columns.iter().enumerate() {
+                        if n > 0 {
+                            out.push(',');
+                        }
+                        quote_ident(out, &schema.columns[i].my_name);
+                        out.push('=');
+                        render_value(out, schema, i, &row[i])?;
+                    }
+                    out.push_str(" WHERE ");
+                    key_predicate(out, schema, key)?;
+                    out.push_str(";\n");
+                    continue;
+                }
+                // Many rows, one statement: join the table with the new values.
+                out.push_str("UPDATE ");
+                table(out, schema);
+                out.push_str(" AS t JOIN (");
+                for (r, (key, row)) in g.rows.iter().enumerate() {
+                    out.push_str(if r == 0 { "SELECT " } else { " UNION ALL SELECT " });
+                    for (n, (&i, v)) in schema.key.iter().zip(key.iter()).enumerate() {
+                        if n > 0 {
+                            out.push(',');
+                        }
+                        render_value(out, schema, i, v)?;
+                        if r == 0 {
+                            let _ = write!(out, " AS k{n}");
+                        }
+                    }
+                    for (n, &i) in g.columns.iter().enumerate() {
+                        out.push(',');
+                        render_value(out, schema, i, &row[i])?;
+                        if r == 0 {
+                            let _ = write!(out, " AS v{n}");
+                        }
+                    }
+                }
+                out.push_str(") AS u ON ");
+                for (n, &i) in schema.key.iter().enumerate() {
+                    if n > 0 {
+                        out.push_str(" AND ");
+                    }
+                    out.push_str("t.");
+                    quote_ident(out, &schema.columns[i].my_name);
+                    let _ = write!(out, " = u.k{n}");
+                }
+                out.push_str(" SET ");
+                for (n, &i) in g.columns.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    out.push_str("t.");
+                    quote_ident(out, &schema.columns[i].my_name);
+                    let _ = write!(out, " = u.v{n}");
+                }
+                out.push_str(";\n");
+            }
+        }
+        RowOp::Truncate => {
+            // TRUNCATE commits implicitly in MySQL; DELETE keeps the batch atomic.
+            out.push_str("DELETE FROM ");
+            table(out, schema);
+            out.push_str(";\n");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(v: Value, k: ValueKind) -> String {
+        let mut s = String::new();
+        literal(&mut s, &v, k).unwrap();
+        s
+    }
+
+    #[test]
+    fn literals_are_exact_and_safe() {
+        assert_eq!(lit(Value::Text("it's \\ fine".into()), ValueKind::Text), "'it''s \\ fine'");
+        assert_eq!(lit(Value::Bytes(vec![0, 255]), ValueKind::Bytes), "X'00FF'");
+        assert_eq!(lit(Value::Decimal("-12.50".into()), ValueKind::Decimal), "-12.50");
+        assert_eq!(lit(Value::Float(0.1), ValueKind::Float), "0.1");
+        assert_eq!(lit(Value::Float(1e300), ValueKind::Float), "1e300");
+        assert_eq!(lit(Value::Timestamp(1_500), ValueKind::Timestamp), "'1970-01-01 00:00:00.001500'");
+        assert_eq!(lit(Value::Bool(true), ValueKind::Bool), "1");
+        assert_eq!(lit(Value::UInt(u64::MAX), ValueKind::UInt), "18446744073709551615");
+    }
+
+    fn col_lit(v: Value, my_type: &str) -> Result<String, String> {
+        let mut s = String::new();
+        column_literal(&mut s, &v, ValueKind::Float, my_type).map(|_| s)
+    }
+
+    #[test]
+    fn single_precision_floats_are_written_as_the_exact_f32() {
+        // Postgres prints the largest real as 3.4028235e+38, which MySQL's FLOAT refuses.
+        assert_eq!(col_lit(Value::Float(3.4028235e38), "float").unwrap(), "3.4028234663852886e38");
+        assert_eq!(col_lit(Value::Float(-3.4028235e38), "FLOAT unsigned").unwrap(), "-3.4028234663852886e38");
+        assert_eq!(col_lit(Value::Float(0.1), "float(7,3)").unwrap(), "0.10000000149011612");
+        assert_eq!(col_lit(Value::Float(1e-45), "float").unwrap(), "1.401298464324817e-45");
+        assert_eq!(col_lit(Value::Float(-0.0), "float").unwrap(), "-0.0");
+        // Double columns keep the shortest f64 text.
+        assert_eq!(col_lit(Value::Float(3.4028235e38), "double").unwrap(), "3.4028235e38");
+        assert_eq!(col_lit(Value::Float(5e-324), "double").unwrap(), "5e-324");
+        // Beyond f32, and not special values: errors, never clamped.
+        assert!(col_lit(Value::Float(1e39), "float").unwrap_err().contains("out of range"));
+        assert!(col_lit(Value::Float(f64::INFINITY), "float").is_err());
+        assert!(col_lit(Value::Float(f64::NAN), "float").is_err());
+        // Other values in a FLOAT column are unchanged.
+        assert_eq!(col_lit(Value::Decimal("1.5".into()), "float").unwrap(), "1.5");
+        assert!(is_single_float("float") && is_single_float("FLOAT(10,2)") && !is_single_float("double") && !is_single_float("fl"));
+    }
+
+    #[test]
+    fn unrepresentable_values_are_errors() {
+        let mut s = String::new();
+        assert!(literal(&mut s, &Value::Float(f64::NAN), ValueKind::Float).is_err());
+        assert!(literal(&mut s, &Value::Decimal("NaN".into()), ValueKind::Decimal).is_err());
+        assert!(literal(&mut s, &Value::Decimal("1; DROP TABLE x".into()), ValueKind::Decimal).is_err());
+        assert!(literal(&mut s, &Value::Unchanged, ValueKind::Text).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! The crate's error type and the one place that classifies errors as
+//! transient (retry the connection with backoff) or definite (this change or
+//! table is broken: quarantine or stop).
+//!
+//! Classification is by SQLSTATE (Postgres) and error number (MySQL), never by
+//! message text.
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("postgres: {}", pg_detail(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("mysql: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    #[error("postgres replication protocol: {0}")]
+    Protocol(String),
+    #[error("postgres server error {code}: {message}")]
+    PgServer { code: String, message: String },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("decode: {0}")]
+    Decode(String),
+    /// A value the destination cannot hold exactly (found before sending it).
+    #[error("pair {pair}, column {column}: {message}")]
+    Value { pair: String, column: String, message: String },
+    #[error("schema of pair {pair}: {message}")]
+    Schema { pair: String, message: String },
+    /// The destination's lease epoch is no longer this holder's: another
+    /// instance took the pipeline lease, and the batch was not committed.
+    #[error("fenced: the {side} lease epoch is no longer {epoch}; another instance holds the pipeline lease (batch not committed)")]
+    Fenced { side: &'static str, epoch: i64 },
+    /// A TLS setup or handshake failure (bad certificate, unreadable key
+    /// file, server without TLS): the message names the endpoint.
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `tokio_postgres::Error` displays only "db error" for server errors: show
+/// the SQLSTATE, message, detail and hint the server sent.
+fn pg_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" (detail: {d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" (hint: {h})"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// What to do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Connection lost, deadlock, lock timeout, serialization failure: retry.
+    Transient,
+    /// The data or schema is wrong: retrying the same thing fails again.
+    Definite,
+}
+
+/// Postgres SQLSTATEs that are worth retrying.
+fn pg_state_transient(code: &str) -> bool {
+    code.starts_with("08") // connection exception
+        || code.starts_with("57P") // operator intervention (admin shutdown, crash)
+        || code.starts_with("53") // insufficient resources
+        || matches!(code, "40001" | "40P01" | "55P03" | "55006" | "58030")
+}
+
+/// MySQL error numbers that are worth retrying.
+fn mysql_code_transient(code: u16) -> bool {
+    matches!(code, 1205 | 1213 | 1040 | 1053 | 1077 | 1078 | 1079 | 1080 | 2002 | 2003 | 2006 | 2013 | 1927 | 4031)
+}
+
+impl Error {
+    pub fn classify(&self) -> ErrorClass {
+        use ErrorClass::*;
+        match self {
+            Error::Config(_) | Error::Tls(_) | Error::Decode(_) | Error::Schema { .. } | Error::Other(_) | Error::Value { .. } | Error::Fenced { .. } => Definite,
+            Error::Io(_) | Error::Protocol(_) => Transient,
+            Error::PgServer { code, .. } => if pg_state_transient(code) { Transient } else { Definite },
+            Error::Postgres(e) => match e.code() {
+                Some(state) => if pg_state_transient(state.code()) { Transient } else { Definite },
+                None => Transient, // closed connection, io
+            },
+            Error::Mysql(e) => match e {
+                mysql_async::Error::Server(s) => if mysql_code_transient(s.code) { Transient } else { Definite },
+                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => Transient,
+                _ => Definite,
+            },
+        }
+    }
+
+    /// May the destination's rejection of this change be set aside in the
+    /// quarantine? (Data and constraint errors: yes; connection, schema and
+    /// privilege problems: no — they concern every change.)
+    pub fn is_rejection(&self) -> bool {
+        match self {
+            Error::Value { .. } => true,
+            Error::Postgres(e) => e.code().is_some_and(|c| {
+                let c = c.code();
+                c.starts_with("22") || c.starts_with("23")
+            }),
+            Error::Mysql(mysql_async::Error::Server(s)) => matches!(
+                s.code,
+                1048 | 1062 | 1136 | 1264 | 1265 | 1292 | 1366 | 1367 | 1406 | 1416 | 1451 | 1452 | 1690 | 3140 | 4025 | 1411 | 1525 | 4078
+            ),
+            _ => false,
+        }
+    }
+
+    /// The SQLSTATE or MySQL error number, when the server sent one.
+    pub fn server_code(&self) -> Option<String> {
+        match self {
+            Error::PgServer { code, .. } => Some(code.clone()),
+            Error::Postgres(e) => e.code().map(|c| c.code().to_string()),
+            Error::Mysql(mysql_async::Error::Server(s)) => Some(s.code.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::model::value::ParseValueError> for Error {
+    fn from(e: crate::model::value::ParseValueError) -> Self {
+        Error::Decode(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_table() {
+        let pg = |c: &str| Error::PgServer { code: c.into(), message: String::new() }.classify();
+        assert_eq!(pg("40001"), ErrorClass::Transient, "serialization failure");
+        assert_eq!(pg("40P01"), ErrorClass::Transient, "deadlock");
+        assert_eq!(pg("08006"), ErrorClass::Transient, "connection failure");
+        assert_eq!(pg("57P01"), ErrorClass::Transient, "admin shutdown");
+        assert_eq!(pg("23505"), ErrorClass::Definite, "unique violation");
+        assert_eq!(pg("22003"), ErrorClass::Definite, "numeric out of range");
+        assert_eq!(pg("22021"), ErrorClass::Definite, "bad encoding");
+        assert!(mysql_code_transient(1213), "deadlock");
+        assert!(mysql_code_transient(1205), "lock wait timeout");
+        assert!(mysql_code_transient(2013), "lost connection");
+        assert!(!mysql_code_transient(1062), "duplicate key");
+        assert!(!mysql_code_transient(1264), "out of range");
+        assert!(!mysql_code_transient(1406), "data too long");
+        assert_eq!(Error::Io(std::io::Error::other("x")).classify(), ErrorClass::Transient);
+        assert_eq!(Error::Decode("x".into()).classify(), ErrorClass::Definite);
+        assert_eq!(Error::Tls("certificate verify failed".into()).classify(), ErrorClass::Definite);
+    }
+}

@@ -1,0 +1,28 @@
+//! tandem: live, bidirectional replication between PostgreSQL and MySQL/MariaDB.
+//!
+//! Data flow (DESIGN.md §1): a source (`source::postgres`, `source::mysql`)
+//! turns wire bytes into normalized `model::Change`s grouped in transactions;
+//! the pipeline batches whole source transactions and an applier (`apply`)
+//! writes each batch to the other database together with its checkpoint, in
+//! one destination transaction; only then is the source acknowledged.
+
+pub mod apply;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod conflict;
+pub mod db;
+pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod metrics;
+pub mod model;
+pub mod ops;
+pub mod pipeline;
+pub mod schema;
+pub mod service;
+pub mod source;
+pub mod testbed;
+pub mod tls;
+
+pub use error::{Error, Result};

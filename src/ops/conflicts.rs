@@ -1,0 +1,285 @@
+//! `tandem conflicts list|resolve`: the operator's view of `tandem.conflicts`.
+//!
+//! Conflicts are recorded by the applier that decided them, in its
+//! destination: ids are prefixed with where they live (`pg:12` in Postgres,
+//! `my:7` in MySQL). `list` shows open (manual) conflicts, or all with
+//! `--all`. `resolve ID --take postgres|mysql` copies the chosen side's
+//! *current* value of the column to the other side — written with tandem's
+//! origin tags, so it does not echo — and marks the conflict resolved.
+
+use crate::apply::mysql_sql::{column_literal, quote_ident, quote_str};
+use crate::apply::postgres_sql::{cast_type, text};
+use crate::cli::OutputFormat;
+use crate::config::{Config, Side};
+use crate::conflict::compare::mysql_text_value;
+use crate::model::Value;
+use crate::ops::init::pg_ident;
+use crate::schema::PairSchema;
+use crate::{Error, Result};
+use mysql_async::prelude::Queryable;
+use std::process::ExitCode;
+
+/// One row of a conflicts table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConflictEntry {
+    pub id: String,
+    pub pair: String,
+    pub key: serde_json::Value,
+    pub column: String,
+    pub postgres_value: Option<String>,
+    pub mysql_value: Option<String>,
+    pub policy: String,
+    pub winner: Option<String>,
+    pub decided_at: String,
+    pub resolved_at: Option<String>,
+}
+
+type PgRow = (i64, String, String, String, Option<String>, Option<String>, String, Option<String>, String, Option<String>);
+
+/// Conflicts of this pipeline from both sides, oldest first.
+pub async fn list(cfg: &Config, pair: Option<&str>, all: bool) -> Result<Vec<ConflictEntry>> {
+    let open = if all { "" } else { " AND resolved_at IS NULL" };
+    let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
+    let sql = format!(
+        "SELECT id, pair, key_json, column_name, postgres_value, mysql_value, policy, winner, decided_at::text, resolved_at::text
+         FROM {}.conflicts WHERE pipeline = $1{open} ORDER BY decided_at, id",
+        pg_ident(&cfg.state_schema)
+    );
+    let mut out: Vec<ConflictEntry> = Vec::new();
+    let entry = |prefix: &str, r: PgRow| ConflictEntry {
+        id: format!("{prefix}:{}", r.0),
+        pair: r.1,
+        key: serde_json::from_str(&r.2).unwrap_or(serde_json::Value::String(r.2.clone())),
+        column: r.3,
+        postgres_value: r.4,
+        mysql_value: r.5,
+        policy: r.6,
+        winner: r.7,
+        decided_at: r.8,
+        resolved_at: r.9,
+    };
+    for r in pg.query(&sql, &[&cfg.pipeline]).await? {
+        out.push(entry("pg", (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8), r.get(9))));
+    }
+    let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
+    let sql = format!(
+        "SELECT id, pair, key_json, column_name, postgres_value, mysql_value, policy, winner,
+                CAST(decided_at AS CHAR), CAST(resolved_at AS CHAR)
+         FROM `{}`.conflicts WHERE pipeline = ?{open} ORDER BY decided_at, id",
+        cfg.state_schema
+    );
+    let rows: Vec<mysql_async::Row> = my.exec(sql, (&cfg.pipeline,)).await?;
+    for r in rows {
+        let get = |i: usize| -> Option<String> { r.get::<Option<String>, usize>(i).flatten() };
+        let id: u64 = r.get::<u64, usize>(0).unwrap_or(0);
+        out.push(entry(
+            "my",
+            (id as i64, get(1).unwrap_or_default(), get(2).unwrap_or_default(), get(3).unwrap_or_default(), get(4), get(5), get(6).unwrap_or_default(), get(7), get(8).unwrap_or_default(), get(9)),
+        ));
+    }
+    let _ = my.disconnect().await;
+    if let Some(p) = pair {
+        out.retain(|c| c.pair == p);
+    }
+    out.sort_by(|a, b| a.decided_at.cmp(&b.decided_at));
+    Ok(out)
+}
+
+/// Key values (canonical column → text) of a conflict's `key_json`.
+fn key_values(schema: &PairSchema, key: &serde_json::Value) -> Result<Vec<(usize, String)>> {
+    let obj = key.as_object().ok_or_else(|| Error::Other(format!("conflict key {key} is not an object")))?;
+    schema
+        .key
+        .iter()
+        .map(|&i| {
+            let name = &schema.columns[i].name;
+            obj.get(name)
+                .and_then(|v| v.as_str())
+                .map(|s| (i, s.to_string()))
+                .ok_or_else(|| Error::Other(format!("conflict key has no value for key column {name}")))
+        })
+        .collect()
+}
+
+async fn read_pg(pg: &tokio_postgres::Client, schema: &PairSchema, key: &[(usize, String)], col: usize) -> Result<Option<Value>> {
+    let c = &schema.columns[col];
+    let probe = pg.prepare(&format!("SELECT {} FROM {}.{} LIMIT 0", pg_ident(&c.pg_name), pg_ident(&schema.pg_table.schema), pg_ident(&schema.pg_table.name))).await?;
+    let oid = probe.columns().first().map(|x| x.type_().oid()).unwrap_or(25);
+    let conds: Vec<String> = key.iter().enumerate().map(|(n, (i, _))| format!("{} = ${}::text::{}", pg_ident(&schema.columns[*i].pg_name), n + 1, cast_type(&schema.columns[*i].pg_type))).collect();
+    let sql = format!("SELECT {}::text FROM {}.{} WHERE {}", pg_ident(&c.pg_name), pg_ident(&schema.pg_table.schema), pg_ident(&schema.pg_table.name), conds.join(" AND "));
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = key.iter().map(|(_, v)| v as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+    let Some(row) = pg.query_opt(&sql, &params).await? else { return Ok(None) };
+    let raw: Option<String> = row.get(0);
+    Ok(Some(match raw {
+        None => Value::Null,
+        Some(t) => crate::source::postgres::values::decode_text(oid, t.as_bytes())?,
+    }))
+}
+
+fn my_where(schema: &PairSchema, key: &[(usize, String)]) -> String {
+    let mut sql = String::new();
+    for (n, (i, v)) in key.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        quote_ident(&mut sql, &schema.columns[*i].my_name);
+        sql.push('=');
+        quote_str(&mut sql, v);
+    }
+    sql
+}
+
+fn my_table(schema: &PairSchema) -> String {
+    let mut t = String::new();
+    quote_ident(&mut t, &schema.my_table.schema);
+    t.push('.');
+    quote_ident(&mut t, &schema.my_table.name);
+    t
+}
+
+/// Resolves conflict `id` by taking `take`'s current value; returns the value written.
+pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
+    let (place, num) = id.split_once(':').ok_or_else(|| Error::Other(format!("conflict id {id:?} must look like pg:12 or my:7 (see `tandem conflicts list`)")))?;
+    let num: i64 = num.parse().map_err(|_| Error::Other(format!("conflict id {id:?}: bad number")))?;
+    let all = list(cfg, None, true).await?;
+    let c = all.into_iter().find(|c| c.id == format!("{place}:{num}")).ok_or_else(|| Error::Other(format!("no conflict {id} in pipeline {}", cfg.pipeline)))?;
+    if c.resolved_at.is_some() {
+        return Err(Error::Other(format!("conflict {id} is already resolved")));
+    }
+    let schemas = crate::ops::run::load_schemas(cfg).await?;
+    let schema = schemas.iter().find(|s| s.name == c.pair).ok_or_else(|| Error::Other(format!("pair {} is not in the config", c.pair)))?;
+    let col = schema.column_index(&c.column).ok_or_else(|| Error::Other(format!("pair {}: no column {}", c.pair, c.column)))?;
+    let key = key_values(schema, &c.key)?;
+    let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
+    // The running applier holds the pipeline's origin (one session per origin on PG ≤ 15):
+    // write under `<origin>_repair`, which the Postgres source also recognises as tandem's own.
+    let origin = format!("{}_repair", cfg.origin_name());
+    if pg.query_opt("SELECT 1 FROM pg_replication_origin WHERE roname = $1", &[&origin]).await?.is_none() {
+        pg.query("SELECT pg_replication_origin_create($1)", &[&origin]).await?;
+    }
+    pg.query("SELECT pg_replication_origin_session_setup($1)", &[&origin]).await?;
+    let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
+    let value = match take {
+        Side::Postgres => read_pg(&pg, schema, &key, col).await?,
+        Side::Mysql => {
+            let mut sql = String::from("SELECT ");
+            quote_ident(&mut sql, &schema.columns[col].my_name);
+            sql.push_str(&format!(" FROM {} WHERE {}", my_table(schema), my_where(schema, &key)));
+            let row: Option<mysql_async::Row> = my.query_first(sql).await?;
+            match row {
+                None => None,
+                Some(r) => {
+                    let raw = mysql_async::Row::unwrap(r).into_iter().next();
+                    let bytes = match &raw {
+                        Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+                        _ => None,
+                    };
+                    Some(mysql_text_value(bytes, schema.columns[col].my_kind).map_err(Error::Other)?)
+                }
+            }
+        }
+    };
+    let value = value.ok_or_else(|| Error::Other(format!("conflict {id}: the row is gone on the {take} side; nothing to take (drop it with a delete or resolve the other way)")))?;
+    // Write the chosen value to the other side, origin-tagged, and close the conflict where it lives.
+    match take {
+        Side::Postgres => {
+            let mut sql = format!("START TRANSACTION;\nINSERT INTO `{}`.origin_marker (pipeline, txn) VALUES (", cfg.state_schema);
+            quote_str(&mut sql, &cfg.pipeline);
+            sql.push_str(", 1) ON DUPLICATE KEY UPDATE txn = txn + 1;\nUPDATE ");
+            sql.push_str(&my_table(schema));
+            sql.push_str(" SET ");
+            quote_ident(&mut sql, &schema.columns[col].my_name);
+            sql.push('=');
+            column_literal(&mut sql, &value, schema.columns[col].my_kind, &schema.columns[col].my_type).map_err(|e| Error::Other(format!("column {}: {e}", c.column)))?;
+            sql.push_str(&format!(" WHERE {};\nCOMMIT", my_where(schema, &key)));
+            my.query_drop(sql).await?;
+        }
+        Side::Mysql => {
+            let t = text(&value, schema.columns[col].pg_kind).map_err(|e| Error::Other(format!("column {}: {e}", c.column)))?;
+            let conds: Vec<String> = key.iter().enumerate().map(|(n, (i, _))| format!("{} = ${}::text::{}", pg_ident(&schema.columns[*i].pg_name), n + 2, cast_type(&schema.columns[*i].pg_type))).collect();
+            let sql = format!(
+                "UPDATE {}.{} SET {} = $1::text::{} WHERE {}",
+                pg_ident(&schema.pg_table.schema),
+                pg_ident(&schema.pg_table.name),
+                pg_ident(&schema.columns[col].pg_name),
+                cast_type(&schema.columns[col].pg_type),
+                conds.join(" AND ")
+            );
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&t];
+            params.extend(key.iter().map(|(_, v)| v as &(dyn tokio_postgres::types::ToSql + Sync)));
+            pg.execute(&sql, &params).await?;
+        }
+    }
+    // Close this conflict and its twin: a manual conflict is recorded by both
+    // appliers (each side saw the other's change), one row in each database.
+    let key_text = c.key.to_string();
+    pg.execute(
+        &format!(
+            "UPDATE {}.conflicts SET winner = $1, resolved_at = now()
+             WHERE pipeline = $2 AND resolved_at IS NULL AND (id = $3 AND $4 = 'pg' OR (pair = $5 AND key_json = $6 AND column_name = $7))",
+            pg_ident(&cfg.state_schema)
+        ),
+        &[&take.as_str(), &cfg.pipeline, &num, &place, &c.pair, &key_text, &c.column],
+    )
+    .await?;
+    my.exec_drop(
+        format!(
+            "UPDATE `{}`.conflicts SET winner = ?, resolved_at = UTC_TIMESTAMP(6)
+             WHERE pipeline = ? AND resolved_at IS NULL AND ((id = ? AND ? = 'my') OR (pair = ? AND key_json = ? AND column_name = ?))",
+            cfg.state_schema
+        ),
+        (take.as_str(), &cfg.pipeline, num, place, &c.pair, &key_text, &c.column),
+    )
+    .await?;
+    let _ = my.disconnect().await;
+    tracing::info!(conflict = %id, pair = %c.pair, column = %c.column, take = %take, "conflict resolved");
+    Ok(value.to_string())
+}
+
+pub async fn list_command(cfg: &Config, pair: Option<&str>, all: bool, format: OutputFormat) -> ExitCode {
+    match list(cfg, pair, all).await {
+        Err(e) => {
+            eprintln!("tandem conflicts list: {e}");
+            ExitCode::from(2)
+        }
+        Ok(entries) => {
+            match format {
+                OutputFormat::Json => println!("{}", serde_json::json!({ "conflicts": entries })),
+                OutputFormat::Text => {
+                    if entries.is_empty() {
+                        println!("no {}conflicts", if all { "" } else { "open " });
+                    }
+                    for c in entries {
+                        println!(
+                            "{:<8} pair {} key {} column {}: postgres={} mysql={} policy={} winner={} decided {}{}",
+                            c.id,
+                            c.pair,
+                            c.key,
+                            c.column,
+                            c.postgres_value.as_deref().unwrap_or("NULL"),
+                            c.mysql_value.as_deref().unwrap_or("NULL"),
+                            c.policy,
+                            c.winner.as_deref().unwrap_or("(open)"),
+                            c.decided_at,
+                            c.resolved_at.map(|r| format!(", resolved {r}")).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+pub async fn resolve_command(cfg: &Config, id: &str, take: Side) -> ExitCode {
+    match resolve(cfg, id, take).await {
+        Ok(v) => {
+            println!("conflict {id} resolved: both sides now hold the {take} value {v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem conflicts resolve: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

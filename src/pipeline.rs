@@ -1,0 +1,330 @@
+//! The batcher of one direction: consumes a source's ordered `SourceEvent`s
+//! and drives a `BatchApplier`.
+//!
+//! Invariants: a source transaction is never split across destination
+//! commits — a destination transaction commits only at a source commit
+//! boundary; several source transactions may share one destination
+//! transaction (up to `max_batch_rows` rows or `max_batch_delay`, and sooner
+//! when no further event is waiting, which keeps latency low when idle and
+//! batches large under load). The source is acknowledged only after the
+//! destination commit that contains its position. A large transaction is
+//! written to the open destination transaction in chunks of `chunk_rows`, so
+//! memory stays bounded. When the stream ends mid-transaction (shutdown), the
+//! complete transactions are committed if none of the partial one was
+//! written yet; otherwise the whole batch is rolled back and replayed later.
+//!
+//! Paused pairs (`SourceEvent::PairState`, a mapped column missing at the
+//! source): their changes are parked at the destination, in the same
+//! transaction as everything else, while the other pairs go on. A pair with
+//! parked changes (its backlog, also found at start) keeps parking while
+//! paused; once it is not paused, its backlog is applied in order before any
+//! newer change of that pair — when the resume arrives inside an open batch,
+//! at the next commit, or before its next change, whichever comes first.
+
+use crate::apply::BatchApplier;
+use crate::config::Direction;
+use crate::metrics as m;
+use crate::model::{Change, SourceEvent, SourcePos, TxnMeta};
+use crate::Result;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Batch limits for one direction.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    pub max_rows: usize,
+    pub max_delay: Duration,
+    /// Buffered changes are written to the open destination transaction at this size.
+    pub chunk_rows: usize,
+}
+
+/// Counters of one batcher run, for tests, the demo and status output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatcherStats {
+    pub transactions: u64,
+    pub changes: u64,
+    pub batches: u64,
+    pub last_position: Option<SourcePos>,
+}
+
+struct Batch {
+    open: bool,
+    started: Instant,
+    rows: usize,
+    last: Option<TxnMeta>,
+    idle: Option<SourcePos>,
+    in_txn: bool,
+    txn_written: bool,
+    txn_rows: usize,
+    buffer: Vec<Change>,
+    applied: HashMap<(usize, &'static str), u64>,
+    /// Pairs the source cannot fully decode: pair → reason.
+    paused: HashMap<usize, String>,
+    /// Pairs with parked changes at the destination.
+    backlog: HashSet<usize>,
+    /// The last position acknowledged in this run.
+    acked: Option<SourcePos>,
+}
+
+impl Batch {
+    fn note_write(&mut self) {
+        if self.in_txn {
+            self.txn_written = true;
+        }
+    }
+}
+
+/// Runs until the event channel closes; returns what was applied.
+pub async fn run_batcher<A: BatchApplier>(
+    direction: Direction,
+    applier: &mut A,
+    mut rx: mpsc::Receiver<SourceEvent>,
+    ack: impl Fn(&SourcePos),
+    settings: &BatchSettings,
+    pair_names: &[String],
+) -> Result<BatcherStats> {
+    let mut stats = BatcherStats::default();
+    let mut b = Batch {
+        open: false,
+        started: Instant::now(),
+        rows: 0,
+        last: None,
+        idle: None,
+        in_txn: false,
+        txn_written: false,
+        txn_rows: 0,
+        buffer: Vec::with_capacity(settings.chunk_rows),
+        applied: HashMap::new(),
+        paused: HashMap::new(),
+        backlog: applier.parked_pairs().await?.into_iter().collect(),
+        acked: None,
+    };
+    for &pair in &b.backlog {
+        tracing::warn!(%direction, pair = %name_of(pair_names, pair), "pair has parked changes from a pause; they are applied once its source schema is fixed");
+    }
+    let dir = direction.key();
+    let result: Result<()> = async {
+        loop {
+            let event = if b.open && !b.in_txn {
+                let deadline = b.started + settings.max_delay;
+                match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                    Ok(e) => e,
+                    Err(_) => {
+                        commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+                        continue;
+                    }
+                }
+            } else {
+                rx.recv().await
+            };
+            let Some(event) = event else { break };
+            match event {
+                SourceEvent::Begin { .. } => {
+                    if !b.open {
+                        applier.begin().await?;
+                        b.open = true;
+                        b.started = Instant::now();
+                    }
+                    b.in_txn = true;
+                    b.txn_written = false;
+                    b.txn_rows = 0;
+                }
+                SourceEvent::Changes(changes) => {
+                    metrics::counter!(m::CHANGES_READ, "direction" => dir).increment(changes.len() as u64);
+                    b.txn_rows += changes.len();
+                    let mut parked: Vec<Change> = Vec::new();
+                    for c in changes {
+                        if b.paused.contains_key(&c.pair) {
+                            parked.push(c);
+                            continue;
+                        }
+                        if b.backlog.contains(&c.pair) {
+                            unpark(direction, applier, &mut b, c.pair, pair_names).await?;
+                        }
+                        *b.applied.entry((c.pair, c.op.as_str())).or_default() += 1;
+                        b.buffer.push(c);
+                    }
+                    if !parked.is_empty() {
+                        park(direction, applier, &mut b, parked, pair_names).await?;
+                    }
+                    if b.buffer.len() >= settings.chunk_rows {
+                        applier.write(&b.buffer).await?;
+                        b.buffer.clear();
+                        b.txn_written = true;
+                    }
+                }
+                SourceEvent::Commit(meta) => {
+                    b.in_txn = false;
+                    b.rows += b.txn_rows;
+                    stats.transactions += 1;
+                    stats.changes += b.txn_rows as u64;
+                    b.last = Some(meta);
+                    if b.rows >= settings.max_rows || b.started.elapsed() >= settings.max_delay || rx.is_empty() {
+                        commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+                    }
+                }
+                SourceEvent::Idle(pos) => {
+                    if b.open {
+                        b.idle = Some(pos);
+                    } else {
+                        ack(&pos);
+                        b.acked = Some(pos);
+                    }
+                }
+                SourceEvent::PairState { pair, paused } => {
+                    let name = name_of(pair_names, pair);
+                    crate::service::state::global().pair_paused(direction, &name, paused.as_deref());
+                    metrics::gauge!(m::PAIR_PAUSED, "direction" => dir, "pair" => name.clone()).set(if paused.is_some() { 1.0 } else { 0.0 });
+                    match paused {
+                        Some(reason) => {
+                            tracing::error!(%direction, pair = %name, %reason,
+                                "pair paused: its changes are parked at the destination until the schema is fixed; the other pairs go on");
+                            b.paused.insert(pair, reason);
+                        }
+                        None => {
+                            if b.paused.remove(&pair).is_some() {
+                                tracing::info!(%direction, pair = %name, "pair resumed: its source schema is complete again");
+                            }
+                            if b.backlog.contains(&pair) {
+                                replay_backlog_now(direction, applier, &mut b, pair, pair_names).await?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The stream ended (shutdown or source error).
+        if b.open {
+            if b.in_txn && b.txn_written {
+                tracing::info!(direction = %direction, "stream ended inside a large transaction; rolling back the batch, it will be replayed");
+                applier.rollback().await?;
+            } else if b.last.is_some() {
+                if b.in_txn {
+                    // Drop the buffered part of the unfinished transaction.
+                    let keep = b.buffer.len().saturating_sub(b.txn_rows);
+                    b.buffer.truncate(keep);
+                }
+                commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+            } else {
+                applier.rollback().await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        if b.open {
+            let _ = applier.rollback().await;
+        }
+        return Err(e);
+    }
+    Ok(stats)
+}
+
+async fn commit<A: BatchApplier>(
+    direction: Direction,
+    applier: &mut A,
+    b: &mut Batch,
+    stats: &mut BatcherStats,
+    ack: &impl Fn(&SourcePos),
+    pair_names: &[String],
+) -> Result<()> {
+    let dir = direction.key();
+    let Some(last) = b.last.take() else {
+        // Nothing complete in the batch (only Begin seen so far): keep waiting.
+        b.started = Instant::now();
+        return Ok(());
+    };
+    let t0 = Instant::now();
+    if !b.buffer.is_empty() {
+        applier.write(&b.buffer).await?;
+        b.buffer.clear();
+    }
+    let ready: Vec<usize> = b.backlog.iter().copied().filter(|p| !b.paused.contains_key(p)).collect();
+    for pair in ready {
+        unpark(direction, applier, b, pair, pair_names).await?;
+    }
+    applier.commit(&last).await?;
+    metrics::histogram!(m::APPLY_SECONDS, "direction" => dir).record(t0.elapsed().as_secs_f64());
+    metrics::histogram!(m::BATCH_ROWS, "direction" => dir).record(b.rows as f64);
+    if last.commit_ts > 0 {
+        let now = chrono::Utc::now().timestamp_micros();
+        metrics::gauge!(m::LAG_SECONDS, "direction" => dir).set(((now - last.commit_ts).max(0)) as f64 / 1e6);
+    }
+    for ((pair, op), n) in b.applied.drain() {
+        let name = pair_names.get(pair).cloned().unwrap_or_default();
+        metrics::counter!(m::CHANGES_APPLIED, "direction" => dir, "pair" => name, "op" => op).increment(n);
+    }
+    ack(&last.position);
+    b.acked = Some(last.position.clone());
+    if let Some(idle) = b.idle.take() {
+        if idle.try_cmp(&last.position) == Some(std::cmp::Ordering::Greater) {
+            ack(&idle);
+            b.acked = Some(idle);
+        }
+    }
+    stats.batches += 1;
+    stats.last_position = Some(last.position);
+    b.open = false;
+    b.rows = 0;
+    Ok(())
+}
+
+fn name_of(pair_names: &[String], pair: usize) -> String {
+    pair_names.get(pair).cloned().unwrap_or_else(|| format!("#{pair}"))
+}
+
+/// Parks changes of paused pairs in the open transaction.
+async fn park<A: BatchApplier>(direction: Direction, applier: &mut A, b: &mut Batch, changes: Vec<Change>, pair_names: &[String]) -> Result<()> {
+    let mut by_pair: Vec<(usize, Vec<Change>)> = Vec::new();
+    for c in changes {
+        match by_pair.iter_mut().find(|(p, _)| *p == c.pair) {
+            Some((_, v)) => v.push(c),
+            None => by_pair.push((c.pair, vec![c])),
+        }
+    }
+    for (pair, changes) in by_pair {
+        let reason = b.paused.get(&pair).cloned().unwrap_or_default();
+        applier.park(&changes, &reason).await?;
+        metrics::counter!(m::PARKED, "direction" => direction.key(), "pair" => name_of(pair_names, pair)).increment(changes.len() as u64);
+        b.backlog.insert(pair);
+        b.note_write();
+    }
+    Ok(())
+}
+
+/// Applies the parked changes of a pair that is no longer paused, after the
+/// buffered changes (which are older), in the open transaction.
+async fn unpark<A: BatchApplier>(direction: Direction, applier: &mut A, b: &mut Batch, pair: usize, pair_names: &[String]) -> Result<()> {
+    if !b.buffer.is_empty() {
+        applier.write(&b.buffer).await?;
+        b.buffer.clear();
+    }
+    let n = applier.unpark(pair).await?;
+    b.backlog.remove(&pair);
+    b.note_write();
+    tracing::info!(%direction, pair = %name_of(pair_names, pair), changes = n, "applied the changes parked while the pair was paused");
+    Ok(())
+}
+
+/// A pair resumed: replays its backlog in the open batch, or — between
+/// batches — in a transaction of its own that re-commits the last
+/// acknowledged position (nothing newer is in it). Before anything was
+/// acknowledged in this run, the next commit replays it.
+async fn replay_backlog_now<A: BatchApplier>(direction: Direction, applier: &mut A, b: &mut Batch, pair: usize, pair_names: &[String]) -> Result<()> {
+    if b.open {
+        return unpark(direction, applier, b, pair, pair_names).await;
+    }
+    let Some(position) = b.acked.clone() else { return Ok(()) };
+    applier.begin().await?;
+    b.open = true;
+    unpark(direction, applier, b, pair, pair_names).await?;
+    applier.commit(&TxnMeta { position, commit_ts: 0, origin: None, txn_seq: 0 }).await?;
+    b.open = false;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

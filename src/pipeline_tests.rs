@@ -1,0 +1,237 @@
+//! Batcher invariants, pinned with a recording applier.
+
+use super::*;
+use crate::model::{Lsn, Op, TxnMeta, Value};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Begin,
+    Write(usize),
+    Commit(SourcePos),
+    Rollback,
+    /// Parked (pair, keys).
+    Park(usize, Vec<i64>),
+    Unpark(usize),
+}
+
+#[derive(Default)]
+struct Recorder {
+    calls: Vec<Call>,
+    /// Pairs with parked changes when the batcher starts.
+    backlog: Vec<usize>,
+}
+
+impl BatchApplier for Recorder {
+    async fn checkpoint(&mut self) -> Result<Option<SourcePos>> {
+        Ok(None)
+    }
+    async fn begin(&mut self) -> Result<()> {
+        self.calls.push(Call::Begin);
+        Ok(())
+    }
+    async fn write(&mut self, changes: &[Change]) -> Result<()> {
+        self.calls.push(Call::Write(changes.len()));
+        Ok(())
+    }
+    async fn commit(&mut self, last: &TxnMeta) -> Result<()> {
+        self.calls.push(Call::Commit(last.position.clone()));
+        Ok(())
+    }
+    async fn rollback(&mut self) -> Result<()> {
+        self.calls.push(Call::Rollback);
+        Ok(())
+    }
+    async fn parked_pairs(&mut self) -> Result<Vec<usize>> {
+        Ok(self.backlog.clone())
+    }
+    async fn park(&mut self, changes: &[Change], _reason: &str) -> Result<()> {
+        let keys = changes.iter().map(|c| if let Value::Int(i) = c.key[0] { i } else { -1 }).collect();
+        self.calls.push(Call::Park(changes[0].pair, keys));
+        Ok(())
+    }
+    async fn unpark(&mut self, pair: usize) -> Result<u64> {
+        self.calls.push(Call::Unpark(pair));
+        Ok(1)
+    }
+}
+
+fn change(i: i64) -> Change {
+    Change { pair: 0, op: Op::Insert, key: vec![Value::Int(i)], before: None, after: Some(vec![Value::Int(i)]) }
+}
+
+fn txn(seq: u64, lsn: u64, rows: usize) -> Vec<SourceEvent> {
+    let mut v = vec![SourceEvent::Begin { txn_seq: seq }];
+    v.push(SourceEvent::Changes((0..rows as i64).map(change).collect()));
+    v.push(SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }));
+    v
+}
+
+async fn drive(events: Vec<SourceEvent>, settings: BatchSettings) -> (Vec<Call>, Vec<SourcePos>) {
+    drive_with(events, settings, Vec::new()).await
+}
+
+async fn drive_with(events: Vec<SourceEvent>, settings: BatchSettings, backlog: Vec<usize>) -> (Vec<Call>, Vec<SourcePos>) {
+    let (tx, rx) = mpsc::channel(events.len() + 1);
+    for e in events {
+        tx.send(e).await.unwrap();
+    }
+    drop(tx);
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let a2 = Arc::clone(&acks);
+    let mut rec = Recorder { calls: Vec::new(), backlog };
+    run_batcher(Direction::PostgresToMysql, &mut rec, rx, move |p| a2.lock().unwrap().push(p.clone()), &settings, &["p".into(), "q".into()])
+        .await
+        .unwrap();
+    let acks = acks.lock().unwrap().clone();
+    (rec.calls, acks)
+}
+
+fn settings(max_rows: usize, chunk_rows: usize) -> BatchSettings {
+    BatchSettings { max_rows, max_delay: Duration::from_secs(60), chunk_rows }
+}
+
+#[tokio::test]
+async fn queued_transactions_share_one_destination_commit() {
+    let mut ev = txn(1, 10, 2);
+    ev.extend(txn(2, 20, 2));
+    ev.extend(txn(3, 30, 2));
+    let (calls, acks) = drive(ev, settings(100, 100)).await;
+    assert_eq!(calls, vec![Call::Begin, Call::Write(6), Call::Commit(SourcePos::Postgres(Lsn(30)))]);
+    assert_eq!(acks, vec![SourcePos::Postgres(Lsn(30))]);
+}
+
+#[tokio::test]
+async fn batches_close_at_max_rows_but_only_on_a_transaction_boundary() {
+    let mut ev = txn(1, 10, 3);
+    ev.extend(txn(2, 20, 3));
+    ev.extend(txn(3, 30, 3));
+    let (calls, _) = drive(ev, settings(5, 100)).await;
+    // The batch passes 5 rows inside txn 2; it commits after txn 2, never inside it.
+    assert_eq!(
+        calls,
+        vec![
+            Call::Begin,
+            Call::Write(6),
+            Call::Commit(SourcePos::Postgres(Lsn(20))),
+            Call::Begin,
+            Call::Write(3),
+            Call::Commit(SourcePos::Postgres(Lsn(30)))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn large_transaction_is_written_in_chunks_and_committed_once() {
+    let mut ev = vec![SourceEvent::Begin { txn_seq: 1 }];
+    for _ in 0..5 {
+        ev.push(SourceEvent::Changes((0..4).map(change).collect()));
+    }
+    ev.push(SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(99)), commit_ts: 0, origin: None, txn_seq: 1 }));
+    let (calls, acks) = drive(ev, settings(1000, 8)).await;
+    assert_eq!(
+        calls,
+        vec![Call::Begin, Call::Write(8), Call::Write(8), Call::Write(4), Call::Commit(SourcePos::Postgres(Lsn(99)))]
+    );
+    assert_eq!(acks.len(), 1);
+}
+
+#[tokio::test]
+async fn stream_ending_mid_transaction_commits_only_complete_ones() {
+    let mut ev = txn(1, 10, 2);
+    ev.push(SourceEvent::Begin { txn_seq: 2 });
+    ev.push(SourceEvent::Changes(vec![change(7)]));
+    let (calls, acks) = drive(ev, settings(100, 100)).await;
+    assert_eq!(calls, vec![Call::Begin, Call::Write(2), Call::Commit(SourcePos::Postgres(Lsn(10)))]);
+    assert_eq!(acks, vec![SourcePos::Postgres(Lsn(10))]);
+}
+
+#[tokio::test]
+async fn stream_ending_inside_a_partly_written_transaction_rolls_back() {
+    let mut ev = txn(1, 10, 2);
+    ev.push(SourceEvent::Begin { txn_seq: 2 });
+    ev.push(SourceEvent::Changes((0..10).map(change).collect()));
+    let (calls, acks) = drive(ev, settings(100, 4)).await;
+    assert_eq!(calls.last(), Some(&Call::Rollback));
+    assert!(!calls.iter().any(|c| matches!(c, Call::Commit(_))));
+    assert!(acks.is_empty(), "nothing may be acknowledged that was not committed");
+}
+
+#[tokio::test]
+async fn idle_positions_are_acknowledged_after_the_open_batch_commits() {
+    let mut ev = txn(1, 10, 1);
+    ev.push(SourceEvent::Idle(SourcePos::Postgres(Lsn(15))));
+    ev.extend(txn(2, 20, 1));
+    ev.push(SourceEvent::Idle(SourcePos::Postgres(Lsn(25))));
+    let (_, acks) = drive(ev, settings(100, 100)).await;
+    assert_eq!(acks, vec![SourcePos::Postgres(Lsn(20)), SourcePos::Postgres(Lsn(25))]);
+}
+
+fn on(pair: usize, i: i64) -> Change {
+    Change { pair, ..change(i) }
+}
+
+fn txn_of(seq: u64, lsn: u64, changes: Vec<Change>) -> Vec<SourceEvent> {
+    vec![
+        SourceEvent::Begin { txn_seq: seq },
+        SourceEvent::Changes(changes),
+        SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }),
+    ]
+}
+
+fn pause(pair: usize, paused: bool) -> SourceEvent {
+    SourceEvent::PairState { pair, paused: paused.then(|| "column x is missing".to_string()) }
+}
+
+#[tokio::test]
+async fn a_paused_pair_is_parked_while_others_apply_and_its_backlog_replays_before_its_next_change() {
+    let mut ev = vec![pause(1, true)];
+    ev.extend(txn_of(1, 10, vec![on(0, 1), on(1, 2), on(1, 3), on(0, 4)]));
+    ev.push(pause(1, false));
+    ev.extend(txn_of(2, 20, vec![on(0, 5), on(1, 6)]));
+    let (calls, acks) = drive(ev, settings(100, 100)).await;
+    assert_eq!(
+        calls,
+        vec![
+            Call::Begin,
+            Call::Park(1, vec![2, 3]),
+            // The resume replays at once inside the open batch, after the older buffered rows.
+            Call::Write(2),
+            Call::Unpark(1),
+            Call::Write(2),
+            Call::Commit(SourcePos::Postgres(Lsn(20))),
+        ]
+    );
+    assert_eq!(acks, vec![SourcePos::Postgres(Lsn(20))]);
+}
+
+#[tokio::test]
+async fn a_backlog_found_at_start_replays_before_the_pairs_first_change_or_at_the_first_commit() {
+    let ev = txn_of(1, 10, vec![on(0, 1), on(1, 2)]);
+    let (calls, _) = drive_with(ev, settings(100, 100), vec![1]).await;
+    assert_eq!(calls, vec![Call::Begin, Call::Write(1), Call::Unpark(1), Call::Write(1), Call::Commit(SourcePos::Postgres(Lsn(10)))]);
+    let ev = txn_of(1, 10, vec![on(0, 1)]);
+    let (calls, _) = drive_with(ev, settings(100, 100), vec![1]).await;
+    assert_eq!(calls, vec![Call::Begin, Call::Write(1), Call::Unpark(1), Call::Commit(SourcePos::Postgres(Lsn(10)))]);
+}
+
+#[tokio::test]
+async fn a_pair_still_paused_at_start_keeps_parking_and_a_resume_between_batches_replays_at_the_last_position() {
+    let mut ev = vec![pause(1, true)];
+    ev.extend(txn_of(1, 10, vec![on(1, 1)]));
+    ev.push(pause(1, false));
+    // One transaction per batch: the resume arrives between batches.
+    let (calls, acks) = drive_with(ev, settings(1, 100), vec![1]).await;
+    assert_eq!(
+        calls,
+        vec![
+            Call::Begin,
+            Call::Park(1, vec![1]),
+            Call::Commit(SourcePos::Postgres(Lsn(10))),
+            Call::Begin,
+            Call::Unpark(1),
+            Call::Commit(SourcePos::Postgres(Lsn(10))),
+        ]
+    );
+    assert_eq!(acks, vec![SourcePos::Postgres(Lsn(10))]);
+}

@@ -1,0 +1,179 @@
+//! The resolved shape of each table pair: canonical columns, their names and
+//! types on both sides, owners and key.
+//!
+//! Built at start (and after DDL) by introspecting both databases
+//! (`crate::ops::introspect`). A `Row` is positional over `PairSchema::columns`.
+//! Columns present on one side only are not part of the pair (they are ignored
+//! with a warning); a mapped column missing on a side is an error naming it.
+
+use crate::config::{Owner, TableName};
+
+/// The broad kind of a column's values, shared by both sides' type names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    Bool,
+    Int,
+    UInt,
+    Decimal,
+    Float,
+    Text,
+    Bytes,
+    Date,
+    Time,
+    /// Naive timestamp (Postgres `timestamp`, MySQL `datetime`).
+    Timestamp,
+    /// Instant (Postgres `timestamptz`, MySQL `timestamp`).
+    TimestampTz,
+    Json,
+    Uuid,
+    Enum,
+    /// A type tandem does not support; `validate` names it.
+    Unsupported,
+}
+
+/// One column of a pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSchema {
+    /// Canonical name (the `[pairs.columns]` key, or the shared name).
+    pub name: String,
+    pub pg_name: String,
+    pub my_name: String,
+    pub owner: Owner,
+    /// Postgres type as `format_type` prints it, e.g. `numeric(12,2)`.
+    pub pg_type: String,
+    /// MySQL `COLUMN_TYPE`, e.g. `bigint(20) unsigned`.
+    pub my_type: String,
+    pub pg_kind: ValueKind,
+    pub my_kind: ValueKind,
+    /// The server computes this column on the Postgres side (never written there).
+    pub pg_generated: bool,
+    /// Postgres `GENERATED ALWAYS AS IDENTITY`: written only by inserts (with
+    /// `OVERRIDING SYSTEM VALUE`, so a row keeps its value on both sides),
+    /// never by updates (Postgres refuses them).
+    pub pg_identity_always: bool,
+    /// The server computes this column on the MySQL side (never written there).
+    pub my_generated: bool,
+}
+
+/// A table pair as both databases currently define it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairSchema {
+    /// Index in `Config::pairs`.
+    pub pair: usize,
+    pub name: String,
+    pub pg_table: TableName,
+    pub my_table: TableName,
+    pub columns: Vec<ColumnSchema>,
+    /// Indices into `columns` of the key, in key order.
+    pub key: Vec<usize>,
+}
+
+impl PairSchema {
+    pub fn column_index(&self, canonical: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == canonical)
+    }
+    pub fn pg_index(&self, pg_name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.pg_name == pg_name)
+    }
+    pub fn my_index(&self, my_name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.my_name == my_name)
+    }
+    /// Extracts the key values from a full row.
+    pub fn key_of(&self, row: &[crate::model::Value]) -> Vec<crate::model::Value> {
+        self.key.iter().map(|&i| row.get(i).cloned().unwrap_or(crate::model::Value::Null)).collect()
+    }
+}
+
+/// Kind of a Postgres type name as `format_type` prints it.
+///
+/// Type modifiers are ignored wherever they stand: `format_type` prints
+/// `timestamp(6) without time zone` and `time(3) without time zone` with the
+/// precision inside the name.
+pub fn pg_kind(ty: &str) -> ValueKind {
+    if ty.trim_end().ends_with("[]") {
+        return ValueKind::Unsupported;
+    }
+    let mut stripped = String::with_capacity(ty.len());
+    let mut depth = 0i32;
+    for ch in ty.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => stripped.push(ch),
+            _ => {}
+        }
+    }
+    let base = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
+    match base.as_str() {
+        "boolean" => ValueKind::Bool,
+        "smallint" | "integer" | "bigint" => ValueKind::Int,
+        "numeric" => {
+            if ty.replace(' ', "") == "numeric(20,0)" { ValueKind::UInt } else { ValueKind::Decimal }
+        }
+        "real" | "double precision" => ValueKind::Float,
+        "text" | "character varying" | "character" => ValueKind::Text,
+        "bytea" => ValueKind::Bytes,
+        "date" => ValueKind::Date,
+        "time without time zone" => ValueKind::Time,
+        "timestamp without time zone" => ValueKind::Timestamp,
+        "timestamp with time zone" => ValueKind::TimestampTz,
+        "json" | "jsonb" => ValueKind::Json,
+        "uuid" => ValueKind::Uuid,
+        _ => ValueKind::Unsupported,
+    }
+}
+
+/// Kind of a MySQL `COLUMN_TYPE`.
+pub fn my_kind(column_type: &str) -> ValueKind {
+    let t = column_type.to_ascii_lowercase();
+    let base = t.split(['(', ' ']).next().unwrap_or("");
+    let unsigned = t.contains("unsigned");
+    match base {
+        "tinyint" if t.starts_with("tinyint(1)") => ValueKind::Bool,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+            if unsigned && base == "bigint" { ValueKind::UInt } else { ValueKind::Int }
+        }
+        "decimal" | "numeric" => ValueKind::Decimal,
+        "float" | "double" | "real" => ValueKind::Float,
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ValueKind::Text,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" => ValueKind::Bytes,
+        "date" => ValueKind::Date,
+        "time" => ValueKind::Time,
+        "datetime" => ValueKind::Timestamp,
+        "timestamp" => ValueKind::TimestampTz,
+        "json" => ValueKind::Json,
+        "enum" | "set" => ValueKind::Enum,
+        _ => ValueKind::Unsupported,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_map_to_kinds() {
+        assert_eq!(pg_kind("numeric(20,0)"), ValueKind::UInt);
+        assert_eq!(pg_kind("numeric(12,2)"), ValueKind::Decimal);
+        assert_eq!(pg_kind("integer[]"), ValueKind::Unsupported);
+        assert_eq!(pg_kind("character varying(64)"), ValueKind::Text);
+        assert_eq!(my_kind("bigint(20) unsigned"), ValueKind::UInt);
+        assert_eq!(my_kind("tinyint(1)"), ValueKind::Bool);
+        assert_eq!(my_kind("tinyint(4)"), ValueKind::Int);
+        assert_eq!(my_kind("datetime(6)"), ValueKind::Timestamp);
+        assert_eq!(my_kind("enum('a','b')"), ValueKind::Enum);
+    }
+
+    #[test]
+    fn postgres_type_modifiers_inside_the_name_are_ignored() {
+        assert_eq!(pg_kind("timestamp(6) without time zone"), ValueKind::Timestamp);
+        assert_eq!(pg_kind("timestamp(0) with time zone"), ValueKind::TimestampTz);
+        assert_eq!(pg_kind("time(6) without time zone"), ValueKind::Time);
+        assert_eq!(pg_kind("timestamp without time zone"), ValueKind::Timestamp);
+        assert_eq!(pg_kind("character(10)"), ValueKind::Text);
+        assert_eq!(pg_kind("numeric(38,10)"), ValueKind::Decimal);
+        assert_eq!(pg_kind("numeric(20,0)"), ValueKind::UInt);
+        assert_eq!(pg_kind("timestamp(6) without time zone[]"), ValueKind::Unsupported);
+        assert_eq!(pg_kind("time(6) with time zone"), ValueKind::Unsupported, "timetz is not a supported type");
+    }
+}

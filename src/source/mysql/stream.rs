@@ -1,0 +1,614 @@
+//! The binlog event state machine: dump connection setup, transaction
+//! boundaries, echo suppression, chunked emission and position tracking.
+//!
+//! Invariants: a transaction is `Begin`…`Commit` or a single `Idle`; `Begin` is
+//! sent lazily with the first chunk, after the echo decision (server id of the
+//! group's events, or a first row event on the marker table); the position in
+//! a `Commit`/`Idle` is the position after that transaction (MariaDB GTID list,
+//! MySQL GTID set, or file:end-of-commit-event, by the kind of the start
+//! position); after DDL the column metadata is re-read before any later row is
+//! decoded. Panics inside mysql_common's event reader are caught and become
+//! errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
+use mysql_async::binlog::events::{Event, EventData, OptionalMetaExtractor, TableMapEvent};
+use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStreamRequest;
+use tokio::sync::mpsc::Sender;
+use tokio_util::sync::CancellationToken;
+
+use super::columns::load_table;
+use super::events::{self, code, QueryKind};
+use super::gtid_set::{uuid_text, GtidSet};
+use super::rows::TableDecoder;
+use super::{Flavor, MysqlSourceOptions};
+use crate::config::{Direction, Endpoint};
+use crate::model::{BinlogPos, Change, MariaGtid, Op, SourceEvent, SourcePos, TxnMeta};
+use crate::schema::PairSchema;
+use crate::{Error, Result};
+
+/// Where the stream is, in the vocabulary of its start position.
+enum Tracker {
+    Maria(BTreeMap<u32, MariaGtid>),
+    Mysql(GtidSet),
+    File { file: String, pos: u64 },
+}
+
+impl Tracker {
+    fn position(&self) -> BinlogPos {
+        match self {
+            Tracker::Maria(m) => BinlogPos::MariaGtids(m.values().copied().collect()),
+            Tracker::Mysql(s) => BinlogPos::MysqlGtidSet(s.to_string()),
+            Tracker::File { file, pos } => BinlogPos::File { file: file.clone(), pos: *pos },
+        }
+    }
+}
+
+/// The GTID that names an event group.
+#[derive(Debug, Clone)]
+enum TxnGtid {
+    Maria(MariaGtid),
+    Mysql { sid: String, gno: u64 },
+}
+
+/// The transaction being read.
+#[derive(Default)]
+struct OpenTxn {
+    gtid: Option<TxnGtid>,
+    /// tandem wrote it: drop it whole.
+    echo: bool,
+    seen_rows: bool,
+    /// Part of an XA transaction: tandem cannot replicate its rows.
+    xa: bool,
+    /// `txn_seq` once `Begin` was sent.
+    begun: Option<u64>,
+    buf: Vec<Change>,
+    /// Exact commit time when the server logged one (MySQL 8 GTID event), µs.
+    commit_ts: Option<i64>,
+}
+
+/// What a TABLE_MAP's table is to tandem.
+enum Route {
+    Paired(std::result::Result<Arc<TableDecoder>, String>),
+    Marker,
+    Other,
+}
+
+struct TableEntry {
+    tme: TableMapEvent<'static>,
+    route: Route,
+    /// Binlog column → information_schema column (paired tables only).
+    colmap: std::result::Result<Vec<Option<usize>>, String>,
+}
+
+pub(super) struct Streamer {
+    endpoint: Endpoint,
+    opts: MysqlSourceOptions,
+    flavor: Flavor,
+    /// Paired MySQL tables by (db, table).
+    pairs: HashMap<(String, String), PairSchema>,
+    /// Decoders per paired table for the current table versions.
+    decoders: HashMap<(String, String), std::result::Result<Arc<TableDecoder>, String>>,
+    /// Pause state last sent per pair (`SourceEvent::PairState`).
+    announced: HashMap<usize, Option<String>>,
+    meta: mysql_async::Conn,
+    tables: HashMap<u64, Arc<TableEntry>>,
+    tracker: Tracker,
+    file: String,
+    txn: Option<OpenTxn>,
+    txn_seq: u64,
+    crc_on: bool,
+    fde_seen: bool,
+    /// When the last `Idle` was sent; filtered transactions report at most
+    /// every `IDLE_EVERY` (the next `Idle`/`Commit` carries a later position).
+    last_idle: std::time::Instant,
+    tx: Sender<SourceEvent>,
+    shutdown: CancellationToken,
+}
+
+const DIRECTION: Direction = Direction::MysqlToPostgres;
+
+/// Minimum spacing of `Idle` events for filtered transactions under load.
+const IDLE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Streamer {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        endpoint: Endpoint,
+        opts: MysqlSourceOptions,
+        pairs: HashMap<(String, String), PairSchema>,
+        meta: mysql_async::Conn,
+        flavor: Flavor,
+        start: &BinlogPos,
+        tx: Sender<SourceEvent>,
+        shutdown: CancellationToken,
+    ) -> Result<Streamer> {
+        let tracker = match (start, flavor) {
+            (BinlogPos::MariaGtids(list), Flavor::MariaDb) => Tracker::Maria(list.iter().map(|g| (g.domain, *g)).collect()),
+            (BinlogPos::MysqlGtidSet(text), Flavor::Mysql) => Tracker::Mysql(GtidSet::parse(text).map_err(Error::Decode)?),
+            (BinlogPos::File { file, pos }, _) => Tracker::File { file: file.clone(), pos: *pos },
+            (other, _) => {
+                return Err(Error::Other(format!("start position {other} does not fit a {flavor:?} server")));
+            }
+        };
+        Ok(Streamer {
+            endpoint,
+            opts,
+            flavor,
+            pairs,
+            decoders: HashMap::new(),
+            announced: HashMap::new(),
+            meta,
+            tables: HashMap::new(),
+            tracker,
+            file: String::new(),
+            txn: None,
+            txn_seq: 0,
+            crc_on: true,
+            fde_seen: false,
+            last_idle: std::time::Instant::now(),
+            tx,
+            shutdown,
+        })
+    }
+
+    pub(super) async fn run(mut self, start: BinlogPos) -> Result<()> {
+        self.reload_columns().await?;
+        if !self.announce_pair_states().await? {
+            return Ok(());
+        }
+        let mut stream = self.open_stream(&start).await?;
+        tracing::info!(position = %start, server = %self.endpoint.describe(), "binlog stream started");
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break,
+                ev = AssertUnwindSafe(stream.next()).catch_unwind() => ev,
+            };
+            let ev = match next {
+                Ok(Some(Ok(ev))) => ev,
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(None) => return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "binlog stream ended"))),
+                Err(_) => return Err(Error::Decode("malformed binlog event (mysql_common panicked while reading it)".into())),
+            };
+            if !self.handle(&ev).await? {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.close()).await;
+        Ok(())
+    }
+
+    async fn open_stream(&mut self, start: &BinlogPos) -> Result<mysql_async::BinlogStream> {
+        let mut conn = crate::db::open_mysql(&self.endpoint, false).await?;
+        let checksum: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_checksum").await?;
+        self.crc_on = checksum.as_deref().is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
+        let heartbeat_ns = self.opts.heartbeat.as_nanos().clamp(1_000_000, 4_294_967_000_000_000);
+        conn.query_drop(format!("SET @master_heartbeat_period = {heartbeat_ns}")).await?;
+        let server_id = self.opts.server_id;
+        match (self.flavor, start) {
+            (Flavor::MariaDb, BinlogPos::MariaGtids(list)) => {
+                let state = list.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(",");
+                conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+                conn.exec_drop("SET @slave_connect_state = ?", (state,)).await?;
+                conn.query_drop("SET @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0").await?;
+                let req = BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
+                Ok(conn.get_binlog_stream(req).await?)
+            }
+            (Flavor::MariaDb, BinlogPos::File { file, pos }) => {
+                conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+                self.file = file.clone();
+                let req = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(*pos);
+                Ok(conn.get_binlog_stream(req).await?)
+            }
+            (Flavor::Mysql, BinlogPos::MysqlGtidSet(text)) => {
+                let sids = GtidSet::parse(text).and_then(|s| s.to_sids()).map_err(Error::Decode)?;
+                let req = BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids).with_filename(b"").with_pos(4u64);
+                Ok(conn.get_binlog_stream(req).await?)
+            }
+            (Flavor::Mysql, BinlogPos::File { file, pos }) => {
+                self.file = file.clone();
+                let req = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(*pos);
+                Ok(conn.get_binlog_stream(req).await?)
+            }
+            (flavor, other) => Err(Error::Other(format!("start position {other} does not fit a {flavor:?} server"))),
+        }
+    }
+
+    /// Re-reads information_schema for every paired table and rebuilds decoders.
+    async fn reload_columns(&mut self) -> Result<()> {
+        match self.load_decoders().await {
+            Err(Error::Mysql(e)) if matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)) => {
+                // The metadata session may have idled out (wait_timeout): reconnect once.
+                tracing::debug!(error = %e, "metadata session lost; reconnecting");
+                self.meta = crate::db::connect_mysql(&self.endpoint).await?;
+                self.load_decoders().await
+            }
+            r => r,
+        }
+    }
+
+    async fn load_decoders(&mut self) -> Result<()> {
+        let mariadb = self.flavor == Flavor::MariaDb;
+        let mut decoders = HashMap::new();
+        for (key, pair) in &self.pairs {
+            let cols = load_table(&mut self.meta, &key.0, &key.1, mariadb).await?;
+            let dec = if cols.columns.is_empty() {
+                Err(format!("mysql table {}.{} does not exist", key.0, key.1))
+            } else {
+                TableDecoder::new(pair, &cols).map(Arc::new).map_err(|e| e.to_string())
+            };
+            match &dec {
+                Ok(d) if !d.unmapped.is_empty() => tracing::warn!(
+                    pair = %pair.name, table = %format!("{}.{}", key.0, key.1), columns = ?d.unmapped,
+                    "mysql columns not mapped by the pair are ignored"
+                ),
+                Err(e) => tracing::warn!(pair = %pair.name, error = %e, "pair cannot be decoded until its schema is fixed"),
+                _ => {}
+            }
+            decoders.insert(key.clone(), dec);
+        }
+        self.decoders = decoders;
+        self.tables.clear();
+        Ok(())
+    }
+
+    /// Sends `PairState` for every pair whose pause state changed with the
+    /// current decoders (at start: the paused ones).
+    async fn announce_pair_states(&mut self) -> Result<bool> {
+        let mut states: Vec<(usize, Option<String>)> =
+            self.decoders.values().filter_map(|d| d.as_ref().ok()).map(|d| (d.pair, d.paused.clone())).collect();
+        states.sort();
+        for (pair, paused) in states {
+            let changed = match self.announced.get(&pair) {
+                Some(prev) => *prev != paused,
+                None => paused.is_some(),
+            };
+            if changed {
+                self.announced.insert(pair, paused.clone());
+                if !self.emit(SourceEvent::PairState { pair, paused }).await? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Handles one event; `false` when the consumer is gone or shutdown began.
+    async fn handle(&mut self, ev: &Event) -> Result<bool> {
+        let header = ev.header();
+        let ty = header.event_type_raw();
+        match ty {
+            code::FORMAT_DESCRIPTION => self.fde_seen = true,
+            code::ROTATE => self.on_rotate(ev)?,
+            code::MARIA_GTID => {
+                let g = events::parse_maria_gtid(ev.data()).map_err(|e| Error::Decode(e.to_string()))?;
+                let ok = self.finish_open(ev, Finish::Commit).await?;
+                let txn = self.open(ev, Some(TxnGtid::Maria(g.gtid(header.server_id()))));
+                txn.xa = g.flags & events::gtid_flags::PREPARED_XA != 0;
+                return Ok(ok);
+            }
+            code::MYSQL_GTID | code::MYSQL_GTID_TAGGED | code::MYSQL_ANONYMOUS_GTID => {
+                let ok = self.finish_open(ev, Finish::Commit).await?;
+                let (gtid, ts) = match ev.read_data() {
+                    Ok(Some(EventData::GtidEvent(g))) => {
+                        let mut sid = uuid_text(&g.sid());
+                        if let Some(tag) = g.tag() {
+                            sid = format!("{sid}:{tag}");
+                        }
+                        (Some(TxnGtid::Mysql { sid, gno: g.gno() }), g.immediate_commit_timestamp() as i64)
+                    }
+                    Ok(_) => (None, 0),
+                    Err(e) => return Err(Error::Decode(format!("MySQL GTID event: {e}"))),
+                };
+                let txn = self.open(ev, gtid);
+                txn.commit_ts = (ts > 0).then_some(ts);
+                return Ok(ok);
+            }
+            code::QUERY => return self.on_query(ev).await,
+            code::XID => return self.finish_open(ev, Finish::Commit).await,
+            code::MYSQL_XA_PREPARE => return self.finish_open(ev, Finish::Idle).await,
+            code::TABLE_MAP => self.on_table_map(ev)?,
+            code::WRITE_ROWS_V1 | code::UPDATE_ROWS_V1 | code::DELETE_ROWS_V1 | code::WRITE_ROWS_V2
+            | code::UPDATE_ROWS_V2 | code::DELETE_ROWS_V2 => return self.on_rows(ev).await,
+            code::MYSQL_PARTIAL_UPDATE_ROWS => {
+                return Err(Error::Other("binlog_row_value_options=PARTIAL_JSON is not supported".into()));
+            }
+            code::MARIA_QUERY_COMPRESSED | code::MARIA_ROWS_COMPRESSED_FIRST..=code::MARIA_ROWS_COMPRESSED_LAST => {
+                return Err(Error::Other("compressed binlog events (log_bin_compress=ON) are not supported".into()));
+            }
+            code::HEARTBEAT | code::MYSQL_HEARTBEAT_V2 if self.txn.is_none() => return self.idle(true).await,
+            code::MARIA_GTID_LIST => {
+                let list = events::parse_maria_gtid_list(ev.data()).map_err(|e| Error::Decode(e.to_string()))?;
+                tracing::debug!(?list, "GTID_LIST");
+            }
+            _ => {} // ANNOTATE_ROWS, BINLOG_CHECKPOINT, PREVIOUS_GTIDS, INTVAR, ...: nothing to do
+        }
+        Ok(true)
+    }
+
+    fn on_rotate(&mut self, ev: &Event) -> Result<()> {
+        let Ok(Some(EventData::RotateEvent(r))) = ev.read_data() else {
+            return Err(Error::Decode("unreadable ROTATE event".into()));
+        };
+        let glued = self.crc_on && !self.fde_seen && ev.header().log_pos() == 0;
+        let name = events::rotate_file_name(r.name_raw(), glued).map_err(|e| Error::Decode(e.to_string()))?;
+        tracing::debug!(file = %name, pos = r.position(), fake = ev.header().log_pos() == 0, "ROTATE");
+        if ev.header().log_pos() != 0 {
+            // Every transaction maps its tables again: dropping the cache keeps it bounded.
+            self.tables.clear();
+        }
+        if let Tracker::File { file, pos } = &mut self.tracker {
+            // A real ROTATE ends a file: the next transaction starts in the new one.
+            if self.txn.is_none() && ev.header().log_pos() != 0 {
+                *file = name.clone();
+                *pos = r.position();
+            }
+        }
+        self.file = name;
+        Ok(())
+    }
+
+    /// Opens a transaction (event group).
+    fn open(&mut self, ev: &Event, gtid: Option<TxnGtid>) -> &mut OpenTxn {
+        let echo = self.opts.skip_server_ids.contains(&ev.header().server_id());
+        self.txn.insert(OpenTxn { gtid, echo, ..Default::default() })
+    }
+
+    async fn on_query(&mut self, ev: &Event) -> Result<bool> {
+        let Ok(Some(EventData::QueryEvent(q))) = ev.read_data() else {
+            return Err(Error::Decode("unreadable QUERY event".into()));
+        };
+        match events::classify_query(q.query_raw()) {
+            QueryKind::Begin => {
+                if self.txn.is_none() {
+                    self.open(ev, None);
+                }
+                Ok(true)
+            }
+            QueryKind::Commit => self.finish_open(ev, Finish::Commit).await,
+            QueryKind::Rollback => self.finish_open(ev, Finish::Rollback).await,
+            QueryKind::Savepoint => Ok(true),
+            QueryKind::Xa => {
+                let sql = q.query().to_ascii_uppercase();
+                if sql.contains("XA PREPARE") || sql.contains("XA COMMIT") || sql.contains("XA ROLLBACK") {
+                    return self.finish_open(ev, Finish::Idle).await;
+                }
+                if let Some(t) = self.txn.as_mut() {
+                    t.xa = true;
+                }
+                Ok(true)
+            }
+            QueryKind::Dml => {
+                let sql = q.query().to_ascii_lowercase();
+                if let Some(((db, table), _)) = self.pairs.keys().map(|k| (k, ())).find(|((_, t), _)| mentions(&sql, t)) {
+                    return Err(Error::Other(format!(
+                        "statement-based binlog event may touch paired table {db}.{table}; tandem needs binlog_format=ROW: {}",
+                        sql.chars().take(200).collect::<String>()
+                    )));
+                }
+                tracing::warn!(statement = %sql.chars().take(200).collect::<String>(), "statement-based DML in the binlog ignored");
+                Ok(true)
+            }
+            QueryKind::Ddl => {
+                // TRUNCATE is logged as a statement: turn it into a Truncate change of its pair.
+                if let Some(table) = events::truncated_table(q.query_raw(), &q.schema()) {
+                    if let Some(pair) = self.pairs.get(&table).map(|p| p.pair) {
+                        let txn = match self.txn.as_mut() {
+                            Some(t) => t,
+                            None => self.open(ev, None),
+                        };
+                        if !txn.echo {
+                            txn.buf.push(Change { pair, op: Op::Truncate, key: Vec::new(), before: None, after: None });
+                        }
+                        return self.finish_open(ev, Finish::Commit).await;
+                    }
+                }
+                let ok = self.finish_open(ev, Finish::Commit).await?;
+                tracing::info!(statement = %q.query().chars().take(200).collect::<String>(), "DDL: re-reading column metadata");
+                self.reload_columns().await?;
+                Ok(ok && self.announce_pair_states().await?)
+            }
+        }
+    }
+
+    fn on_table_map(&mut self, ev: &Event) -> Result<()> {
+        let tme = ev.read_event::<TableMapEvent<'_>>().map_err(|e| Error::Decode(format!("TABLE_MAP: {e}")))?.into_owned();
+        let key = (tme.database_name().into_owned(), tme.table_name().into_owned());
+        let route = if self.opts.marker_table.as_ref() == Some(&key) {
+            Route::Marker
+        } else {
+            match self.decoders.get(&key) {
+                Some(d) => Route::Paired(d.clone()),
+                None => Route::Other,
+            }
+        };
+        let colmap = match &route {
+            Route::Paired(Ok(dec)) => dec.column_map(binlog_column_names(&tme), tme.columns_count() as usize),
+            _ => Ok(Vec::new()),
+        };
+        self.tables.insert(tme.table_id(), Arc::new(TableEntry { tme, route, colmap }));
+        Ok(())
+    }
+
+    async fn on_rows(&mut self, ev: &Event) -> Result<bool> {
+        // mysql_common indexes column metadata while decoding cells: a malformed
+        // table map must not panic the service.
+        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| self.decode_rows(ev)))
+            .map_err(|_| Error::Decode("malformed rows event (mysql_common panicked decoding it)".into()))??;
+        let Some(changes) = decoded else { return Ok(true) };
+        for change in changes {
+            let full = {
+                let Some(txn) = self.txn.as_mut() else { return Ok(true) };
+                txn.buf.push(change);
+                txn.buf.len() >= self.opts.chunk_rows
+            };
+            if full && !self.flush().await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Decodes one rows event of the open transaction (opening one if the
+    /// stream started inside a group); `None` when it is not to be delivered.
+    /// One event is bounded by the server's rows-event size, so collecting it
+    /// keeps memory bounded.
+    fn decode_rows(&mut self, ev: &Event) -> Result<Option<Vec<Change>>> {
+        let data = ev.read_data().map_err(|e| Error::Decode(format!("rows event: {e}")))?;
+        let Some(EventData::RowsEvent(re)) = data else {
+            return Err(Error::Decode("unreadable rows event".into()));
+        };
+        let entry = self
+            .tables
+            .get(&re.table_id())
+            .cloned()
+            .ok_or_else(|| Error::Decode(format!("rows event for table id {} without a TABLE_MAP", re.table_id())))?;
+        if self.txn.is_none() {
+            self.open(ev, None); // stream started inside a group
+        }
+        let Some(txn) = self.txn.as_mut() else { return Ok(None) };
+        txn.echo |= self.opts.skip_server_ids.contains(&ev.header().server_id());
+        if !txn.seen_rows {
+            txn.seen_rows = true;
+            txn.echo |= matches!(entry.route, Route::Marker);
+        }
+        if txn.echo {
+            return Ok(None);
+        }
+        let dec = match &entry.route {
+            Route::Paired(Ok(d)) => d.clone(),
+            Route::Paired(Err(e)) => {
+                let pair = self.pairs.get(&(entry.tme.database_name().into_owned(), entry.tme.table_name().into_owned()));
+                return Err(Error::Schema { pair: pair.map(|p| p.name.clone()).unwrap_or_default(), message: e.clone() });
+            }
+            Route::Marker | Route::Other => return Ok(None),
+        };
+        let colmap = match &entry.colmap {
+            Ok(m) => m,
+            Err(e) => return Err(Error::Schema { pair: dec.pair_name.clone(), message: e.clone() }),
+        };
+        if txn.xa {
+            return Err(Error::Other(format!("XA transaction on {}.{}: XA is not supported", dec.db, dec.table)));
+        }
+        super::rows_event::decode_rows_event(&re, &entry.tme, &dec, colmap).map(Some)
+    }
+
+    /// Sends `Begin` (once) and the buffered changes of the open transaction.
+    async fn flush(&mut self) -> Result<bool> {
+        let Some(txn) = self.txn.as_mut() else { return Ok(true) };
+        let mut out = Vec::with_capacity(2);
+        if txn.begun.is_none() {
+            self.txn_seq += 1;
+            txn.begun = Some(self.txn_seq);
+            out.push(SourceEvent::Begin { txn_seq: self.txn_seq });
+        }
+        if !txn.buf.is_empty() {
+            out.push(SourceEvent::Changes(std::mem::take(&mut txn.buf)));
+        }
+        for ev in out {
+            if !self.emit(ev).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ends the open transaction (if any) at event `ev`.
+    async fn finish_open(&mut self, ev: &Event, how: Finish) -> Result<bool> {
+        let Some(txn) = self.txn.take() else {
+            if let Tracker::File { pos, .. } = &mut self.tracker {
+                if ev.header().log_pos() != 0 {
+                    *pos = ev.header().log_pos() as u64;
+                }
+            }
+            return Ok(true);
+        };
+        // Position after this transaction.
+        match (&mut self.tracker, &txn.gtid) {
+            (Tracker::Maria(m), Some(TxnGtid::Maria(g))) => {
+                m.insert(g.domain, *g);
+            }
+            (Tracker::Mysql(s), Some(TxnGtid::Mysql { sid, gno })) => s.add(sid, *gno),
+            (Tracker::File { file, pos }, _) => {
+                if ev.header().log_pos() != 0 {
+                    *file = self.file.clone();
+                    *pos = ev.header().log_pos() as u64;
+                }
+            }
+            _ => tracing::warn!(gtid = ?txn.gtid, "transaction without a usable GTID: position not advanced"),
+        }
+        let position = SourcePos::Mysql(self.tracker.position());
+        if txn.echo {
+            ::metrics::counter!(crate::metrics::ECHO_SUPPRESSED, "direction" => DIRECTION.key()).increment(1);
+        }
+        let delivered = txn.begun.is_some() || !txn.buf.is_empty();
+        match how {
+            Finish::Rollback if txn.begun.is_some() => Err(Error::Other(
+                "a streamed transaction was rolled back in the binlog (mixed-engine rollback): cannot retract sent chunks".into(),
+            )),
+            Finish::Rollback | Finish::Idle => {
+                if !txn.buf.is_empty() {
+                    tracing::warn!(rows = txn.buf.len(), "rolled-back binlog transaction discarded");
+                }
+                self.idle(false).await
+            }
+            Finish::Commit if txn.echo || !delivered => self.idle(false).await,
+            Finish::Commit => {
+                let commit_ts = txn.commit_ts.unwrap_or(ev.header().timestamp() as i64 * 1_000_000);
+                self.txn = Some(txn);
+                if !self.flush().await? {
+                    return Ok(false);
+                }
+                let Some(txn) = self.txn.take() else { return Ok(true) };
+                let txn_seq = txn.begun.unwrap_or(self.txn_seq);
+                self.emit(SourceEvent::Commit(TxnMeta { position, commit_ts, origin: None, txn_seq })).await
+            }
+        }
+    }
+
+    /// Reports the current position with nothing to replicate; unless `now`,
+    /// at most every `IDLE_EVERY`.
+    async fn idle(&mut self, now: bool) -> Result<bool> {
+        if !now && self.last_idle.elapsed() < IDLE_EVERY {
+            return Ok(true);
+        }
+        self.last_idle = std::time::Instant::now();
+        self.emit(SourceEvent::Idle(SourcePos::Mysql(self.tracker.position()))).await
+    }
+
+    /// Sends one event; `false` when the consumer is gone or shutdown began.
+    async fn emit(&self, ev: SourceEvent) -> Result<bool> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Ok(false),
+            r = self.tx.send(ev) => Ok(r.is_ok()),
+        }
+    }
+}
+
+/// Column names from the table map's optional metadata (`binlog_row_metadata=FULL`).
+fn binlog_column_names(tme: &TableMapEvent<'_>) -> Option<Vec<String>> {
+    let meta = OptionalMetaExtractor::new(tme.iter_optional_meta()).ok()?;
+    let names = meta.iter_column_name().map(|n| n.map(|n| n.name().into_owned())).collect::<std::io::Result<Vec<_>>>().ok()?;
+    (!names.is_empty()).then_some(names)
+}
+
+/// Does `sql` (lower-cased) name `table` as a whole identifier?
+fn mentions(sql: &str, table: &str) -> bool {
+    let t = table.to_ascii_lowercase();
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
+    sql.match_indices(&t).any(|(i, _)| !ident(sql[..i].chars().next_back()) && !ident(sql[i + t.len()..].chars().next()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    Commit,
+    Rollback,
+    /// The group ends without anything to replicate (XA prepare/commit).
+    Idle,
+}

@@ -1,0 +1,451 @@
+//! Turns decoded pgoutput messages into the normalized `SourceEvent` stream.
+//!
+//! `Normalizer` is a pure state machine (no I/O, no clock): the stream feeds it
+//! one `PgOutputMessage` or keepalive at a time and sends what it returns. It
+//! keeps the relation cache (relation id → pair column mapping, replaced when a
+//! new Relation message arrives) and the open transaction. Invariants:
+//! - a transaction is delivered as `Begin`, `Changes` chunks of at most
+//!   `chunk_rows` changes, `Commit`; at most one chunk is held in memory, never
+//!   a whole transaction;
+//! - `Begin` is emitted only once a paired change exists; a transaction without
+//!   paired changes, or tagged with our own origin (echo), yields only
+//!   `Idle(end_lsn)`; one already applied (commit at or before `start`) yields
+//!   nothing;
+//! - positions come only from Commit's `end_lsn` and keepalive `wal_end`, and
+//!   `Idle` from a keepalive is emitted only between transactions, when
+//!   everything committed before it has been delivered, and only forwards;
+//! - a pair column Postgres generates (`GENERATED ALWAYS AS … STORED`), which
+//!   pgoutput before PG 18 leaves out of the stream, reads as
+//!   `Value::Unchanged` (the destination computes or keeps it); any other
+//!   mapped column missing from a Relation is a schema error.
+
+use super::pgoutput::{OldTuple, PgOutputMessage, Relation, Tuple, TupleValue, TypeInfo};
+use super::values::decode_text;
+use crate::model::{Change, Lsn, Op, Row, SourceEvent, SourcePos, TxnMeta, Value};
+use crate::schema::{PairSchema, ValueKind};
+use crate::{Error, Result};
+use std::collections::HashMap;
+
+/// How a relation's columns feed a pair's row.
+#[derive(Debug)]
+struct PairMapping {
+    /// Index into `Normalizer::pairs`.
+    pair: usize,
+    /// For pair column i: (relation column index, type OID); `None` when the
+    /// relation lacks it — a generated column (PG 15 does not stream
+    /// those) or a dropped one (the pair is paused) — read as `Unchanged`.
+    columns: Vec<Option<(usize, u32)>>,
+    /// Why the pair is paused with this relation version, if it is.
+    paused: Option<String>,
+}
+
+#[derive(Debug)]
+struct RelationEntry {
+    relation: Relation,
+    mapping: Option<PairMapping>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnMode {
+    Deliver,
+    /// Our own write coming back: only an `Idle` at commit.
+    EchoSkip,
+    /// Committed at or before the start position: nothing at all.
+    AlreadyApplied,
+}
+
+#[derive(Debug)]
+struct OpenTxn {
+    final_lsn: Lsn,
+    origin: Option<String>,
+    mode: TxnMode,
+    /// `Some` once `Begin` was emitted.
+    seq: Option<u64>,
+    pending: Vec<Change>,
+}
+
+/// The pgoutput → `SourceEvent` state machine.
+#[derive(Debug)]
+pub struct Normalizer {
+    pairs: Vec<PairSchema>,
+    relations: HashMap<u32, RelationEntry>,
+    types: HashMap<u32, TypeInfo>,
+    origin_to_skip: String,
+    chunk_rows: usize,
+    start: Lsn,
+    last_seq: u64,
+    /// Highest position reported by a `Commit` or `Idle`.
+    last_pos: Lsn,
+    txn: Option<OpenTxn>,
+    /// Pause state last sent per pair (`SourceEvent::PairState`).
+    announced: HashMap<usize, Option<String>>,
+}
+
+impl Normalizer {
+    pub fn new(pairs: Vec<PairSchema>, origin_to_skip: String, chunk_rows: usize, start: Lsn) -> Self {
+        Normalizer {
+            pairs,
+            relations: HashMap::new(),
+            types: HashMap::new(),
+            origin_to_skip,
+            chunk_rows: chunk_rows.max(1),
+            start,
+            last_seq: 0,
+            last_pos: start,
+            txn: None,
+            announced: HashMap::new(),
+        }
+    }
+
+    /// Is a transaction open (Begin seen, Commit not yet)?
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// The cached Relation message for `id`, if any.
+    pub fn relation(&self, id: u32) -> Option<&Relation> {
+        self.relations.get(&id).map(|e| &e.relation)
+    }
+
+    /// The user type announced for `oid`, if any.
+    pub fn user_type(&self, oid: u32) -> Option<&TypeInfo> {
+        self.types.get(&oid)
+    }
+
+    /// A keepalive reported `wal_end`: between transactions everything committed
+    /// before it has been delivered, so it may be acknowledged once the events
+    /// before it are durable.
+    pub fn keepalive(&mut self, wal_end: Lsn) -> Option<SourceEvent> {
+        if self.txn.is_some() || wal_end <= self.last_pos {
+            return None;
+        }
+        self.last_pos = wal_end;
+        Some(SourceEvent::Idle(SourcePos::Postgres(wal_end)))
+    }
+
+    /// Handles one message, appending the events to send to `out`.
+    pub fn handle(&mut self, msg: PgOutputMessage, out: &mut Vec<SourceEvent>) -> Result<()> {
+        match msg {
+            PgOutputMessage::Begin(b) => {
+                if self.txn.is_some() {
+                    return Err(Error::Protocol("pgoutput Begin inside an open transaction".into()));
+                }
+                // `start` is always the end of a record (a commit end or a keepalive
+                // wal_end), and end_lsn > final_lsn: final_lsn < start ⇔ end_lsn <= start.
+                let mode = if b.final_lsn < self.start { TxnMode::AlreadyApplied } else { TxnMode::Deliver };
+                self.txn = Some(OpenTxn { final_lsn: b.final_lsn, origin: None, mode, seq: None, pending: Vec::new() });
+            }
+            PgOutputMessage::Origin(o) => {
+                let txn = self.txn.as_mut().ok_or_else(|| outside("Origin"))?;
+                if txn.seq.is_some() || !txn.pending.is_empty() {
+                    return Err(Error::Protocol(format!("pgoutput Origin {:?} after changes", o.name)));
+                }
+                // tandem's own writes: the appliers' origin, and the one `check --repair`
+                // uses while the applier holds the first (one session per origin on PG ≤ 15).
+                let ours = o.name == self.origin_to_skip || o.name.strip_suffix("_repair") == Some(self.origin_to_skip.as_str());
+                if ours && txn.mode == TxnMode::Deliver {
+                    txn.mode = TxnMode::EchoSkip;
+                }
+                txn.origin = Some(o.name);
+            }
+            PgOutputMessage::Relation(rel) => {
+                let mapping = self.map_relation(&rel)?;
+                if let Some(m) = &mapping {
+                    let changed = match self.announced.get(&m.pair) {
+                        Some(prev) => *prev != m.paused,
+                        None => m.paused.is_some(),
+                    };
+                    if changed {
+                        self.announced.insert(m.pair, m.paused.clone());
+                        out.push(SourceEvent::PairState { pair: m.pair, paused: m.paused.clone() });
+                    }
+                }
+                self.relations.insert(rel.id, RelationEntry { relation: rel, mapping });
+            }
+            PgOutputMessage::Type(t) => {
+                self.types.insert(t.id, t);
+            }
+            PgOutputMessage::Insert(m) => {
+                if let Some(change) = self.row_change(m.relation, "Insert", |n, map| n.insert(map, &m.new))? {
+                    self.push(change, out);
+                }
+            }
+            PgOutputMessage::Update(m) => {
+                let change = self.row_change(m.relation, "Update", |n, map| n.update(map, m.old.as_ref(), &m.new))?;
+                if let Some(change) = change {
+                    self.push(change, out);
+                }
+            }
+            PgOutputMessage::Delete(m) => {
+                if let Some(change) = self.row_change(m.relation, "Delete", |n, map| n.delete(map, &m.old))? {
+                    self.push(change, out);
+                }
+            }
+            PgOutputMessage::Truncate(t) => {
+                for rel in t.relations {
+                    let change = self.row_change(rel, "Truncate", |n, map| {
+                        Ok(Change {
+                            pair: n.pair_schema(map)?.pair,
+                            op: Op::Truncate,
+                            key: vec![],
+                            before: None,
+                            after: None,
+                        })
+                    })?;
+                    if let Some(change) = change {
+                        self.push(change, out);
+                    }
+                }
+            }
+            PgOutputMessage::Message(_) => {}
+            PgOutputMessage::Commit(c) => {
+                let txn = self.txn.take().ok_or_else(|| outside("Commit"))?;
+                if c.commit_lsn != txn.final_lsn {
+                    tracing::debug!(begin = %txn.final_lsn, commit = %c.commit_lsn, "pgoutput commit LSN differs from Begin's");
+                }
+                let pos = SourcePos::Postgres(c.end_lsn);
+                match txn.mode {
+                    TxnMode::AlreadyApplied => {}
+                    TxnMode::EchoSkip => {
+                        self.last_pos = self.last_pos.max(c.end_lsn);
+                        out.push(SourceEvent::Idle(pos));
+                    }
+                    TxnMode::Deliver if txn.seq.is_none() && txn.pending.is_empty() => {
+                        if c.end_lsn > self.start {
+                            self.last_pos = self.last_pos.max(c.end_lsn);
+                            out.push(SourceEvent::Idle(pos));
+                        }
+                    }
+                    TxnMode::Deliver => {
+                        let txn_seq = match txn.seq {
+                            Some(seq) => seq,
+                            None => self.begin(out),
+                        };
+                        if !txn.pending.is_empty() {
+                            out.push(SourceEvent::Changes(txn.pending));
+                        }
+                        self.last_pos = self.last_pos.max(c.end_lsn);
+                        out.push(SourceEvent::Commit(TxnMeta {
+                            position: pos,
+                            commit_ts: super::pgoutput::pg_time_to_unix_micros(c.commit_ts),
+                            origin: txn.origin,
+                            txn_seq,
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, out: &mut Vec<SourceEvent>) -> u64 {
+        self.last_seq += 1;
+        out.push(SourceEvent::Begin { txn_seq: self.last_seq });
+        self.last_seq
+    }
+
+    /// Queues a change of the open transaction; emits a chunk when full.
+    fn push(&mut self, change: Change, out: &mut Vec<SourceEvent>) {
+        let full = match self.txn.as_mut() {
+            Some(txn) => {
+                txn.pending.push(change);
+                txn.pending.len() >= self.chunk_rows
+            }
+            None => false,
+        };
+        if !full {
+            return;
+        }
+        let needs_begin = self.txn.as_ref().is_some_and(|t| t.seq.is_none());
+        let seq = if needs_begin { Some(self.begin(out)) } else { None };
+        if let Some(txn) = self.txn.as_mut() {
+            if seq.is_some() {
+                txn.seq = seq;
+            }
+            out.push(SourceEvent::Changes(std::mem::take(&mut txn.pending)));
+        }
+    }
+
+    /// Builds the change for a row message of a paired relation; `None` when the
+    /// relation is not paired or the transaction is not delivered.
+    fn row_change(
+        &self,
+        rel_id: u32,
+        what: &str,
+        build: impl FnOnce(&Self, &PairMapping) -> Result<Change>,
+    ) -> Result<Option<Change>> {
+        let txn = self.txn.as_ref().ok_or_else(|| outside(what))?;
+        let entry = self.relations.get(&rel_id).ok_or_else(|| {
+            Error::Protocol(format!("pgoutput {what} for relation {rel_id} before its Relation message"))
+        })?;
+        match (&entry.mapping, txn.mode) {
+            (Some(map), TxnMode::Deliver) => build(self, map).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn pair_schema(&self, map: &PairMapping) -> Result<&PairSchema> {
+        self.pairs.get(map.pair).ok_or_else(|| Error::Other(format!("pair mapping {} out of range", map.pair)))
+    }
+
+    fn map_relation(&self, rel: &Relation) -> Result<Option<PairMapping>> {
+        let Some(pair_idx) =
+            self.pairs.iter().position(|p| p.pg_table.schema == rel.namespace && p.pg_table.name == rel.name)
+        else {
+            return Ok(None);
+        };
+        let pair = self.pairs.get(pair_idx).ok_or_else(|| Error::Other(format!("pair {pair_idx} out of range")))?;
+        let mut columns = Vec::with_capacity(pair.columns.len());
+        let mut missing = Vec::new();
+        for (j, col) in pair.columns.iter().enumerate() {
+            let Some(i) = rel.columns.iter().position(|c| c.name == col.pg_name) else {
+                if col.pg_generated {
+                    columns.push(None);
+                    continue;
+                }
+                if pair.key.contains(&j) {
+                    return Err(Error::Schema {
+                        pair: pair.name.clone(),
+                        message: format!("key column {:?} is missing from {}.{} in the replication stream", col.pg_name, rel.namespace, rel.name),
+                    });
+                }
+                missing.push(format!("column {:?} is missing from {}.{}", col.pg_name, rel.namespace, rel.name));
+                columns.push(None);
+                continue;
+            };
+            let oid = rel.columns.get(i).map_or(0, |c| c.type_oid);
+            if let Some(problem) = retyped(col, oid) {
+                if pair.key.contains(&j) {
+                    return Err(Error::Schema { pair: pair.name.clone(), message: format!("key {problem} in {}.{}", rel.namespace, rel.name) });
+                }
+                missing.push(format!("{problem} in {}.{}; it is not replicated until fixed", rel.namespace, rel.name));
+                columns.push(None);
+                continue;
+            }
+            columns.push(Some((i, oid)));
+        }
+        for c in &rel.columns {
+            if pair.pg_index(&c.name).is_none() {
+                tracing::warn!(pair = %pair.name, table = %format!("{}.{}", rel.namespace, rel.name), column = %c.name,
+                    "column not mapped by the pair is ignored");
+            }
+        }
+        let paused = (!missing.is_empty()).then(|| missing.join("; "));
+        Ok(Some(PairMapping { pair: pair_idx, columns, paused }))
+    }
+
+    fn map_tuple(&self, map: &PairMapping, tuple: &Tuple) -> Result<Row> {
+        let pair = self.pair_schema(map)?;
+        let mut row = Vec::with_capacity(map.columns.len());
+        for (col, slot) in pair.columns.iter().zip(&map.columns) {
+            let Some((i, oid)) = *slot else {
+                row.push(Value::Unchanged);
+                continue;
+            };
+            let value = match tuple.get(i) {
+                None => {
+                    return Err(Error::Decode(format!(
+                        "{}: tuple has {} columns, the relation has more (column {:?})",
+                        pair.pg_table,
+                        tuple.len(),
+                        col.pg_name
+                    )))
+                }
+                Some(TupleValue::Null) => Value::Null,
+                Some(TupleValue::Unchanged) => Value::Unchanged,
+                Some(TupleValue::Text(raw)) => decode_text(oid, raw).map_err(|e| match e {
+                    Error::Decode(m) => Error::Decode(format!("{}.{}: {m}", pair.pg_table, col.pg_name)),
+                    other => other,
+                })?,
+            };
+            row.push(value);
+        }
+        Ok(row)
+    }
+
+    fn insert(&self, map: &PairMapping, new: &Tuple) -> Result<Change> {
+        let pair = self.pair_schema(map)?;
+        let after = self.map_tuple(map, new)?;
+        let key = pair.key_of(&after);
+        Ok(Change { pair: pair.pair, op: Op::Insert, key, before: None, after: Some(after) })
+    }
+
+    fn update(&self, map: &PairMapping, old: Option<&OldTuple>, new: &Tuple) -> Result<Change> {
+        let pair = self.pair_schema(map)?;
+        let after = self.map_tuple(map, new)?;
+        let old_row = old.map(|o| self.map_tuple(map, o.tuple())).transpose()?;
+        let mut key = pair.key_of(&after);
+        for (k, &col) in key.iter_mut().zip(&pair.key) {
+            if *k == Value::Unchanged {
+                match old_row.as_ref().and_then(|r| r.get(col)) {
+                    Some(v) if *v != Value::Unchanged => *k = v.clone(),
+                    _ => return Err(key_error(pair, col, "is an unchanged TOAST value and no old key was sent")),
+                }
+            }
+        }
+        let before = match old {
+            Some(OldTuple::Full(_)) => old_row,
+            _ => None,
+        };
+        Ok(Change { pair: pair.pair, op: Op::Update, key, before, after: Some(after) })
+    }
+
+    fn delete(&self, map: &PairMapping, old: &OldTuple) -> Result<Change> {
+        let pair = self.pair_schema(map)?;
+        let old_row = self.map_tuple(map, old.tuple())?;
+        let key = pair.key_of(&old_row);
+        if let OldTuple::Key(_) = old {
+            if let Some(pos) = key.iter().position(|v| matches!(v, Value::Null | Value::Unchanged)) {
+                let col = pair.key.get(pos).copied().unwrap_or(0);
+                return Err(key_error(pair, col, "is not part of the replica identity; set REPLICA IDENTITY FULL"));
+            }
+        }
+        let before = match old {
+            OldTuple::Full(_) => Some(old_row),
+            OldTuple::Key(_) => None,
+        };
+        Ok(Change { pair: pair.pair, op: Op::Delete, key, before, after: None })
+    }
+}
+
+/// The kind of a built-in type OID's values (`None` for other types: user
+/// types such as enums are not judged here).
+fn oid_kind(oid: u32) -> Option<ValueKind> {
+    Some(match oid {
+        16 => ValueKind::Bool,
+        20 | 21 | 23 => ValueKind::Int,
+        1700 => ValueKind::Decimal,
+        700 | 701 => ValueKind::Float,
+        25 | 1042 | 1043 => ValueKind::Text,
+        17 => ValueKind::Bytes,
+        1082 => ValueKind::Date,
+        1083 => ValueKind::Time,
+        1114 => ValueKind::Timestamp,
+        1184 => ValueKind::TimestampTz,
+        114 | 3802 => ValueKind::Json,
+        2950 => ValueKind::Uuid,
+        _ => return None,
+    })
+}
+
+/// Names a mapped column whose type changed to another kind than the pair
+/// was resolved with (ALTER COLUMN … TYPE while running).
+fn retyped(col: &crate::schema::ColumnSchema, oid: u32) -> Option<String> {
+    let now = oid_kind(oid)?;
+    let was = crate::schema::pg_kind(&col.pg_type);
+    let same = now == was || (now == ValueKind::Decimal && was == ValueKind::UInt) || was == ValueKind::Unsupported;
+    (!same).then(|| format!("column {:?} changed type (now type OID {oid}, was {})", col.pg_name, col.pg_type))
+}
+
+fn outside(what: &str) -> Error {
+    Error::Protocol(format!("pgoutput {what} outside a transaction"))
+}
+
+fn key_error(pair: &PairSchema, col: usize, what: &str) -> Error {
+    let name = pair.columns.get(col).map_or("?", |c| c.pg_name.as_str());
+    Error::Schema { pair: pair.name.clone(), message: format!("key column {name:?} {what}") }
+}
+
+#[cfg(test)]
+#[path = "normalize_tests.rs"]
+mod tests;

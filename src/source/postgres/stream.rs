@@ -1,0 +1,247 @@
+//! `PostgresSource`: streams a pgoutput slot into `SourceEvent`s and
+//! acknowledges only what the applier has made durable.
+//!
+//! One task owns the replication connection and does three things in one
+//! `select!` loop: read the next replication message (cancellation-safe),
+//! report the acknowledged LSN (on every change of `acked`, every
+//! `status_interval`, and at once when a keepalive asks for a reply), and stop
+//! when `shutdown` is cancelled. Events go into a bounded channel: a full
+//! channel is the backpressure, and while waiting for room the loop keeps
+//! sending status updates so the server's `wal_sender_timeout` never fires.
+//! The flush/write/apply positions reported are never beyond what the applier
+//! acknowledged (or the checkpoint `start`, which is durable by definition).
+//! Nothing buffers a whole transaction: see `normalize.rs`.
+
+use super::conn::{ReplicationConn, ReplicationMessage, ReplicationStream};
+use super::normalize::Normalizer;
+use super::pgoutput;
+use crate::config::Endpoint;
+use crate::model::{Lsn, SourceEvent};
+use crate::schema::PairSchema;
+use crate::{Error, Result};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of one Postgres source.
+#[derive(Debug, Clone)]
+pub struct PostgresSourceOptions {
+    pub slot: String,
+    pub publication: String,
+    /// Our own replication origin (`tandem_<pipeline>`): its transactions are echoes.
+    pub origin_to_skip: String,
+    /// Most changes per `SourceEvent::Changes`.
+    pub chunk_rows: usize,
+    /// How often to send a standby status update when nothing else triggers one.
+    pub status_interval: Duration,
+}
+
+impl PostgresSourceOptions {
+    /// Defaults for a pipeline: slot, publication and origin `tandem_<pipeline>`.
+    pub fn for_pipeline(pipeline: &str) -> Self {
+        let name = format!("tandem_{pipeline}");
+        PostgresSourceOptions {
+            slot: name.clone(),
+            publication: name.clone(),
+            origin_to_skip: name,
+            chunk_rows: 1000,
+            status_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A connected, not yet streaming, Postgres source.
+#[derive(Debug)]
+pub struct PostgresSource {
+    conn: ReplicationConn,
+    opts: PostgresSourceOptions,
+    pairs: Vec<PairSchema>,
+    describe: String,
+}
+
+/// The server's answer to `IDENTIFY_SYSTEM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemIdentity {
+    pub system_id: String,
+    pub timeline: String,
+    pub xlog_pos: Lsn,
+    pub database: Option<String>,
+}
+
+impl PostgresSource {
+    /// Opens the replication connection and checks it with `IDENTIFY_SYSTEM`.
+    pub async fn connect(endpoint: &Endpoint, opts: PostgresSourceOptions, pairs: Vec<PairSchema>) -> Result<Self> {
+        let mut conn = ReplicationConn::connect(endpoint).await?;
+        let id = identify_system(&mut conn).await?;
+        tracing::debug!(endpoint = %endpoint.describe(), system = %id.system_id, wal = %id.xlog_pos, "replication connection ready");
+        Ok(PostgresSource { conn, opts, pairs, describe: endpoint.describe() })
+    }
+
+    /// Streams from `start` (the checkpoint: transactions whose commit end LSN
+    /// is <= `start` are skipped client-side too) until `shutdown` is cancelled
+    /// (Ok), the receiver of `tx` is dropped (Ok) or an error occurs. Sends
+    /// standby status updates with flush = write = apply = max(`acked`, `start`).
+    pub async fn run(
+        self,
+        start: Lsn,
+        tx: mpsc::Sender<SourceEvent>,
+        acked: watch::Receiver<Lsn>,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        let PostgresSource { conn, opts, pairs, describe } = self;
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            s = conn.start_replication(&opts.slot, start, &opts.publication) => s?,
+        };
+        tracing::info!(source = %describe, slot = %opts.slot, publication = %opts.publication, %start, "streaming");
+        let mut ticker = tokio::time::interval(opts.status_interval.max(Duration::from_millis(10)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut session = Session { stream, acked, acked_open: true, ticker, shutdown, tx, start };
+        let mut normalizer = Normalizer::new(pairs, opts.origin_to_skip.clone(), opts.chunk_rows, start);
+        let result = session.pump(&mut normalizer).await;
+        match result {
+            Ok(()) => session.finish().await,
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Runs `IDENTIFY_SYSTEM` on a replication connection.
+pub async fn identify_system(conn: &mut ReplicationConn) -> Result<SystemIdentity> {
+    let rows = conn.simple_query("IDENTIFY_SYSTEM").await?;
+    let row = rows.into_iter().next().ok_or_else(|| Error::Protocol("IDENTIFY_SYSTEM returned no row".into()))?;
+    let mut cols = row.into_iter();
+    let mut next = || cols.next().flatten();
+    let system_id = next().unwrap_or_default();
+    let timeline = next().unwrap_or_default();
+    let pos = next().unwrap_or_default();
+    let xlog_pos = pos.parse().map_err(|e| Error::Protocol(format!("IDENTIFY_SYSTEM xlogpos: {e}")))?;
+    Ok(SystemIdentity { system_id, timeline, xlog_pos, database: next() })
+}
+
+enum Wake {
+    Acked(bool),
+    Tick,
+    Message(Option<ReplicationMessage>),
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Session {
+    stream: ReplicationStream,
+    acked: watch::Receiver<Lsn>,
+    /// False once the applier dropped its `acked` sender.
+    acked_open: bool,
+    ticker: tokio::time::Interval,
+    shutdown: CancellationToken,
+    tx: mpsc::Sender<SourceEvent>,
+    start: Lsn,
+}
+
+impl Session {
+    /// Reads, normalizes and delivers until shutdown or the receiver goes away.
+    async fn pump(&mut self, normalizer: &mut Normalizer) -> Result<()> {
+        let mut out = Vec::new();
+        loop {
+            let wake = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return Ok(()),
+                r = self.acked.changed(), if self.acked_open => Wake::Acked(r.is_ok()),
+                _ = self.ticker.tick() => Wake::Tick,
+                m = self.stream.next() => Wake::Message(m?),
+            };
+            let msg = match wake {
+                Wake::Acked(still_open) => {
+                    self.on_acked(still_open).await?;
+                    continue;
+                }
+                Wake::Tick => {
+                    self.report(false).await?;
+                    continue;
+                }
+                Wake::Message(m) => m,
+            };
+            match msg {
+                None => return Err(Error::Protocol("the server ended the replication stream".into())),
+                Some(ReplicationMessage::XLogData { wal_start, data, .. }) => {
+                    let decoded = pgoutput::decode(&data).map_err(|e| match e {
+                        Error::Decode(m) => Error::Decode(format!("{m} (XLogData at {wal_start})")),
+                        other => other,
+                    })?;
+                    normalizer.handle(decoded, &mut out)?;
+                    for ev in out.drain(..) {
+                        if let Flow::Stop = self.deliver(ev).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+                Some(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
+                    if reply_requested {
+                        self.report(false).await?;
+                    }
+                    if let Some(ev) = normalizer.keepalive(wal_end) {
+                        if let Flow::Stop = self.deliver(ev).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The position we may confirm: what the applier acknowledged, or the
+    /// checkpoint we started from, whichever is later.
+    fn confirmable(&self) -> Lsn {
+        (*self.acked.borrow()).max(self.start)
+    }
+
+    async fn report(&mut self, reply_requested: bool) -> Result<()> {
+        let lsn = self.confirmable();
+        tracing::trace!(%lsn, "standby status update");
+        self.stream.send_status(lsn, lsn, lsn, reply_requested).await
+    }
+
+    async fn on_acked(&mut self, still_open: bool) -> Result<()> {
+        if still_open {
+            self.report(false).await
+        } else {
+            self.acked_open = false;
+            Ok(())
+        }
+    }
+
+    /// Sends one event, waiting for room in the channel while keeping the
+    /// connection alive with status updates.
+    async fn deliver(&mut self, ev: SourceEvent) -> Result<Flow> {
+        loop {
+            let wake = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return Ok(Flow::Stop),
+                permit = self.tx.reserve() => {
+                    return match permit {
+                        Ok(permit) => {
+                            permit.send(ev);
+                            Ok(Flow::Continue)
+                        }
+                        Err(_) => Ok(Flow::Stop),
+                    };
+                }
+                r = self.acked.changed(), if self.acked_open => Some(r.is_ok()),
+                _ = self.ticker.tick() => None,
+            };
+            match wake {
+                Some(still_open) => self.on_acked(still_open).await?,
+                None => self.report(false).await?,
+            }
+        }
+    }
+
+    /// Clean stop: a last status update with what is acknowledged, then close.
+    async fn finish(mut self) -> Result<()> {
+        self.report(false).await?;
+        self.stream.close().await
+    }
+}
