@@ -140,14 +140,16 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// Cancels the token on SIGTERM or SIGINT.
+/// Cancels the token on SIGTERM or SIGINT. The handlers are installed before
+/// this returns (not in the spawned task), so a signal that arrives during
+/// start-up still means a clean stop instead of the default kill.
 pub fn shutdown_on_signals(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: finishing the batch in flight"),
             _ = int.recv() => tracing::info!("SIGINT: finishing the batch in flight"),
@@ -175,11 +177,13 @@ pub fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run => {
+            // First of all, so that a SIGTERM during start-up is a clean stop.
+            let token = CancellationToken::new();
+            shutdown_on_signals(token.clone());
             let cfg = match load(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let token = CancellationToken::new();
             let service = match crate::service::start(&cfg, token.clone()).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -187,7 +191,6 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            shutdown_on_signals(token.clone());
             let code = match crate::ops::run::run(&cfg, token).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

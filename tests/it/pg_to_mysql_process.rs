@@ -184,3 +184,38 @@ async fn scram_login_from_the_environment_works_and_no_log_line_shows_a_password
         assert!(!logged.contains(secret), "a password appears in the log");
     }
 }
+
+/// True once the process has a handler installed for `sig` (SigCgt in /proc).
+fn catches(pid: u32, sig: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(|m| u64::from_str_radix(m.trim(), 16).unwrap_or(0)).unwrap_or(0);
+    mask & (1 << (sig - 1)) != 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_start_up_while_postgres_is_unreachable_exits_0() {
+    let db = support::fresh_db("sigterm_start").await;
+    // A port nobody listens on: start-up keeps retrying the lease connection.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let pg_url = db.pg_url.replacen(&format!(":{}/", support::servers().pg.port()), &format!(":{port}/"), 1);
+    assert_ne!(pg_url, db.pg_url, "the test must point Postgres at the closed port");
+    let text = db.config_toml(&PAIR.replace("{db}", &db.name)).replace(&db.pg_url, &pg_url);
+    let cfg = tandem::testbed::scratch_dir().unwrap().join(format!("{}-unreachable.toml", db.name));
+    std::fs::write(&cfg, text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let mut child = spawn_run(&cfg, &log, &[], &[]);
+    let t0 = Instant::now();
+    while !catches(child.id(), libc::SIGTERM) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no SIGTERM handler after 10 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Let start-up reach the retry loop, then stop it there.
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, libc::SIGTERM);
+    let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+}
