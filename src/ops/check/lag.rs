@@ -5,6 +5,16 @@
 //!   checkpoint tandem commits in MySQL `tandem.checkpoints`, or the slot's
 //!   `confirmed_flush_lsn` (acknowledged only after the MySQL commit, and
 //!   moved on by keepalives when nothing is pending), is at or past `P`.
+//!   `P` is the WAL *insert* position, never `pg_current_wal_lsn()`: that is
+//!   the write position, and with `synchronous_commit = off` a transaction
+//!   is visible to readers before its commit record is written (for up to
+//!   about 3 × `wal_writer_delay`), so a target taken from it can precede
+//!   changes the check has already read. Logical decoding streams only
+//!   flushed WAL, so when the insert position is not reached (a tail of
+//!   non-commit records may stay unwritten while Postgres is idle), the
+//!   forward direction has also caught up once it has applied everything
+//!   flushed at a moment at least `3 × wal_writer_delay` after `P` was read:
+//!   every commit before `P` has been flushed by then.
 //! - mysql→postgres has caught up with a binlog position `B` when the
 //!   checkpoint in Postgres `tandem.checkpoints` is at or past `B`. That
 //!   checkpoint only moves with applied transactions, while the binlog also
@@ -22,10 +32,18 @@ use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 
+/// Slack on top of 3 × `wal_writer_delay` for a WAL writer slowed by load.
+const ASYNC_FLUSH_MARGIN: Duration = Duration::from_millis(500);
+
 /// Positions of both servers at one moment.
 #[derive(Debug, Clone)]
 pub struct Positions {
+    /// The WAL insert position: at or past the end of every commit visible then.
     pub pg: Lsn,
+    /// When `pg` was read, and how long asynchronous commits may then stay
+    /// unflushed (3 × `wal_writer_delay`, plus a margin).
+    pub read_at: Instant,
+    pub async_flush: Duration,
     /// In the form of the stored mysql→postgres checkpoint; `None` when there is none.
     pub binlog: Option<BinlogPos>,
 }
@@ -129,15 +147,22 @@ impl LagProbe {
         }
     }
 
-    /// Both servers' current positions.
+    /// Both servers' current positions, read after the rows they must cover.
     pub async fn positions(&self, pg: &PgSide, my: &mut MySide) -> Result<Positions> {
-        let wal: String = pg.client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
+        let row = pg
+            .client
+            .query_one("SELECT pg_current_wal_insert_lsn()::text, (SELECT setting FROM pg_settings WHERE name = 'wal_writer_delay')", &[])
+            .await?;
+        let read_at = Instant::now();
+        let wal: String = row.get(0);
+        let delay: Option<String> = row.get(1);
+        let delay_ms = delay.as_deref().and_then(|d| d.parse::<u64>().ok()).unwrap_or(200);
         let stored = self.pg_checkpoint(pg).await?;
         let binlog = match stored.as_deref().map(str::parse::<BinlogPos>) {
             Some(Ok(like)) => Some(Self::binlog_position(my, &like).await?),
             _ => None,
         };
-        Ok(Positions { pg: lsn(&wal)?, binlog })
+        Ok(Positions { pg: lsn(&wal)?, read_at, async_flush: Duration::from_millis(delay_ms.saturating_mul(3)) + ASYNC_FLUSH_MARGIN, binlog })
     }
 
     async fn mysql_applied(my: &mut MySide, target: &Option<BinlogPos>, stored: Option<&str>) -> Result<bool> {
@@ -161,13 +186,24 @@ impl LagProbe {
         Ok(matches!(row, Some((n, Some(idle))) if n > 0 && idle == n))
     }
 
+    /// Has postgres→mysql applied all WAL flushed now, late enough that every
+    /// commit before `p.pg` is flushed (see module doc)?
+    async fn flushed_applied(&self, pg: &PgSide, p: &Positions, applied: Option<Lsn>) -> Result<bool> {
+        let Some(applied) = applied else { return Ok(false) };
+        if p.read_at.elapsed() < p.async_flush {
+            return Ok(false);
+        }
+        let flushed: String = pg.client.query_one("SELECT pg_current_wal_flush_lsn()::text", &[]).await?.get(0);
+        Ok(applied >= lsn(&flushed)?)
+    }
+
     /// Waits until both directions have applied everything up to `p`.
     pub async fn wait(&self, pg: &PgSide, my: &mut MySide, p: &Positions, deadline: Instant) -> Result<CatchUp> {
         let mut quiet_since: Option<(Instant, Option<String>)> = None;
         loop {
             let Some((true, confirmed)) = self.slot(pg).await? else { return Ok(CatchUp::NotRunning) };
             let applied = self.my_checkpoint(my).await?.max(confirmed);
-            let forward = applied.is_some_and(|l| l >= p.pg);
+            let forward = applied.is_some_and(|l| l >= p.pg) || self.flushed_applied(pg, p, applied).await?;
             let stored = self.pg_checkpoint(pg).await?;
             let mut backward = Self::mysql_applied(my, &p.binlog, stored.as_deref()).await?;
             if !backward && Self::binlog_sent(my).await? {
