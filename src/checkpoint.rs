@@ -1,7 +1,8 @@
 //! State tables (DESIGN.md §4) and the checkpoint rows in them.
 //!
 //! Both databases hold a `tandem` schema/database (configurable with
-//! `state_schema`): `checkpoints`, `conflicts`, `quarantine`, `parked`, `signals`, and on
+//! `state_schema`): `checkpoints`, `conflicts`, `quarantine`, `parked`, `signals`, `backfills`
+//! (see `crate::backfill::progress`), and on
 //! MySQL also `origin_marker`. The checkpoint of a direction lives in its
 //! destination and is written in the same transaction as the rows it covers,
 //! so it moves only with a destination commit. Both also hold a `lease` row
@@ -42,6 +43,13 @@ pub fn postgres_state_ddl(schema: &str) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {schema}.signals (
                 id bigserial PRIMARY KEY, pipeline text NOT NULL, kind text NOT NULL, payload text,
                 created_at timestamptz NOT NULL DEFAULT now())"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.backfills (
+                pipeline text NOT NULL, pair text NOT NULL, source text NOT NULL, run text NOT NULL,
+                chunk bigint NOT NULL DEFAULT 0, outcome text NOT NULL DEFAULT 'none', rows_applied bigint NOT NULL DEFAULT 0,
+                rows_total bigint, last_key text, status text NOT NULL, started_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, pair))"
         ),
         postgres_lease_ddl(schema),
     ]
@@ -102,6 +110,13 @@ pub fn mysql_state_ddl(db: &str) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS `{db}`.signals (
                 id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(64) NOT NULL, kind VARCHAR(32) NOT NULL,
                 payload TEXT, created_at DATETIME(6) NOT NULL) ENGINE=InnoDB"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{db}`.backfills (
+                pipeline VARCHAR(64) NOT NULL, pair VARCHAR(64) NOT NULL, source VARCHAR(16) NOT NULL, run VARCHAR(64) NOT NULL,
+                chunk BIGINT NOT NULL DEFAULT 0, outcome VARCHAR(16) NOT NULL DEFAULT 'none', rows_applied BIGINT NOT NULL DEFAULT 0,
+                rows_total BIGINT NULL, last_key TEXT NULL, status VARCHAR(16) NOT NULL, started_at DATETIME(6) NOT NULL,
+                updated_at DATETIME(6) NOT NULL, PRIMARY KEY (pipeline, pair)) ENGINE=InnoDB"
         ),
         mysql_lease_ddl(db),
     ]

@@ -58,6 +58,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Copy the rows one side already holds to the other, while `run` streams.
+    Backfill {
+        /// The pair to copy (repeatable).
+        #[arg(long = "pair", required_unless_present = "all")]
+        pairs: Vec<String>,
+        /// Every pair whose destination table is empty (or whose backfill was interrupted).
+        #[arg(long, conflicts_with = "pairs")]
+        all: bool,
+        /// The side whose rows are copied.
+        #[arg(long, value_enum)]
+        from: TakeSide,
+        /// Rows per chunk.
+        #[arg(long, default_value_t = 10_000)]
+        chunk_rows: u64,
+        /// Throttle: at most this many rows per second.
+        #[arg(long)]
+        max_rows_per_sec: Option<u64>,
+    },
     /// Positions, lag and counts of both directions (also when `run` is not running).
     Status {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -201,6 +219,25 @@ async fn dispatch(cli: Cli) -> ExitCode {
             };
             service.finish().await;
             code
+        }
+        Command::Backfill { pairs, all, from, chunk_rows, max_rows_per_sec } => {
+            let cfg = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let from = match from {
+                TakeSide::Postgres => config::Side::Postgres,
+                TakeSide::Mysql => config::Side::Mysql,
+            };
+            let opts = crate::backfill::copy::BackfillOptions { pairs, all, from, chunk_rows, max_rows_per_sec, ..Default::default() };
+            let mut console = crate::backfill::display::Console::new();
+            match crate::backfill::copy::backfill(&cfg, &opts, &mut console).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tandem backfill: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Init => {
             let cfg = match load(&cli.config) {

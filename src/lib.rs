@@ -7,6 +7,7 @@
 //! one destination transaction; only then is the source acknowledged.
 
 pub mod apply;
+pub mod backfill;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

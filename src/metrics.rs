@@ -27,6 +27,7 @@ pub const RECONNECTS: &str = "tandem_reconnects_total";
 pub const PARKED: &str = "tandem_parked_total";
 pub const PAIR_PAUSED: &str = "tandem_pair_paused";
 pub const LEASE_HELD: &str = "tandem_lease_held";
+pub const BACKFILL_ROWS: &str = "tandem_backfill_rows_total";
 
 /// Every metric with its description, for `describe` and for documentation.
 pub const ALL: &[(&str, &str)] = &[
@@ -43,6 +44,7 @@ pub const ALL: &[(&str, &str)] = &[
     (PARKED, "Row changes of a paused pair set aside until it resumes, by direction and pair."),
     (PAIR_PAUSED, "1 while a pair is paused in a direction (a mapped column missing at the source), by direction and pair."),
     (LEASE_HELD, "1 while this instance holds the pipeline's HA lease (active), 0 on standby."),
+    (BACKFILL_ROWS, "Rows of backfill chunks merged into the destination, by direction and pair."),
 ];
 
 /// Bucket upper bounds of the two histograms (rendered as Prometheus histograms, not summaries).

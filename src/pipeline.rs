@@ -22,6 +22,8 @@
 //! at the next commit, or before its next change, whichever comes first.
 
 use crate::apply::BatchApplier;
+use crate::backfill::window::Windows;
+use crate::backfill::{ChunkJob, ChunkOutcome, SignalKind};
 use crate::config::Direction;
 use crate::metrics as m;
 use crate::model::{Change, SourceEvent, SourcePos, TxnMeta};
@@ -65,6 +67,8 @@ struct Batch {
     backlog: HashSet<usize>,
     /// The last position acknowledged in this run.
     acked: Option<SourcePos>,
+    /// Backfill chunks between their watermarks (`crate::backfill`).
+    windows: Windows,
 }
 
 impl Batch {
@@ -99,6 +103,7 @@ pub async fn run_batcher<A: BatchApplier>(
         paused: HashMap::new(),
         backlog: applier.parked_pairs().await?.into_iter().collect(),
         acked: None,
+        windows: Windows::default(),
     };
     for &pair in &b.backlog {
         tracing::warn!(%direction, pair = %name_of(pair_names, pair), "pair has parked changes from a pause; they are applied once its source schema is fixed");
@@ -133,6 +138,9 @@ pub async fn run_batcher<A: BatchApplier>(
                 SourceEvent::Changes(changes) => {
                     metrics::counter!(m::CHANGES_READ, "direction" => dir).increment(changes.len() as u64);
                     b.txn_rows += changes.len();
+                    if !b.windows.is_empty() {
+                        changes.iter().for_each(|c| b.windows.observe(c));
+                    }
                     let mut parked: Vec<Change> = Vec::new();
                     for c in changes {
                         if b.paused.contains_key(&c.pair) {
@@ -170,6 +178,23 @@ pub async fn run_batcher<A: BatchApplier>(
                     } else {
                         ack(&pos);
                         b.acked = Some(pos);
+                    }
+                }
+                SourceEvent::Signal { position, signal } => {
+                    let Some(pair) = pair_names.iter().position(|n| *n == signal.pair) else {
+                        tracing::warn!(%direction, pair = %signal.pair, "backfill watermark for a pair this config does not have; ignored");
+                        continue;
+                    };
+                    match signal.kind {
+                        SignalKind::Low => {
+                            let key = applier.pair_key(pair).unwrap_or_default();
+                            b.windows.low(pair, &key, &signal);
+                        }
+                        SignalKind::High => {
+                            let fix = b.windows.high(pair, &signal);
+                            let job = ChunkJob { pair, signal, fix };
+                            apply_chunk(direction, applier, &mut b, &mut stats, &ack, pair_names, job, position).await?;
+                        }
                     }
                 }
                 SourceEvent::PairState { pair, paused } => {
@@ -268,6 +293,64 @@ async fn commit<A: BatchApplier>(
     stats.last_position = Some(last.position);
     b.open = false;
     b.rows = 0;
+    Ok(())
+}
+
+/// A backfill chunk's high watermark: commits the open batch (everything
+/// before the watermark), then merges the chunk in a transaction of its own
+/// that commits the watermark's position as the checkpoint.
+#[allow(clippy::too_many_arguments)]
+async fn apply_chunk<A: BatchApplier>(
+    direction: Direction,
+    applier: &mut A,
+    b: &mut Batch,
+    stats: &mut BatcherStats,
+    ack: &impl Fn(&SourcePos),
+    pair_names: &[String],
+    job: ChunkJob,
+    position: SourcePos,
+) -> Result<()> {
+    if b.open && b.last.is_some() {
+        commit(direction, applier, b, stats, ack, pair_names).await?;
+    }
+    if !b.open {
+        applier.begin().await?;
+        b.open = true;
+    }
+    if !b.buffer.is_empty() {
+        applier.write(&b.buffer).await?;
+        b.buffer.clear();
+    }
+    let name = name_of(pair_names, job.pair);
+    let outcome = match applier.apply_chunk(&job).await {
+        Ok(o) => o,
+        Err(e) if e.classify() == crate::error::ErrorClass::Transient => return Err(e),
+        Err(e) => {
+            // A chunk the destination refuses must not stop replication: abandon it
+            // (the window is dropped, so the abandonment path runs) and say why.
+            tracing::error!(%direction, pair = %name, chunk = job.signal.chunk, error = %e, "backfill chunk cannot be merged; abandoned");
+            applier.rollback().await?;
+            applier.begin().await?;
+            applier.apply_chunk(&ChunkJob { fix: None, ..job.clone() }).await?
+        }
+    };
+    applier.commit(&TxnMeta { position: position.clone(), commit_ts: 0, origin: None, txn_seq: 0 }).await?;
+    b.open = false;
+    b.rows = 0;
+    if b.idle.as_ref().is_some_and(|i| i.try_cmp(&position) != Some(std::cmp::Ordering::Greater)) {
+        b.idle = None;
+    }
+    ack(&position);
+    b.acked = Some(position);
+    match outcome {
+        ChunkOutcome::Applied { rows } => {
+            metrics::counter!(m::BACKFILL_ROWS, "direction" => direction.key(), "pair" => name.clone()).increment(rows);
+            tracing::debug!(%direction, pair = %name, chunk = job.signal.chunk, rows, "backfill chunk merged");
+        }
+        ChunkOutcome::Abandoned(reason) => {
+            tracing::info!(%direction, pair = %name, chunk = job.signal.chunk, %reason, "backfill chunk not merged; tandem backfill copies it again");
+        }
+    }
     Ok(())
 }
 

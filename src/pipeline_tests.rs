@@ -13,6 +13,8 @@ enum Call {
     /// Parked (pair, keys).
     Park(usize, Vec<i64>),
     Unpark(usize),
+    /// A backfill chunk: (chunk, keys dropped, rows restaged; `None` without a window).
+    Chunk(u64, Option<(usize, usize)>),
 }
 
 #[derive(Default)]
@@ -53,6 +55,13 @@ impl BatchApplier for Recorder {
     async fn unpark(&mut self, pair: usize) -> Result<u64> {
         self.calls.push(Call::Unpark(pair));
         Ok(1)
+    }
+    fn pair_key(&self, _pair: usize) -> Option<Vec<usize>> {
+        Some(vec![0])
+    }
+    async fn apply_chunk(&mut self, job: &crate::backfill::ChunkJob) -> Result<ChunkOutcome> {
+        self.calls.push(Call::Chunk(job.signal.chunk, job.fix.as_ref().map(|f| (f.dropped.len(), f.rows.len()))));
+        Ok(ChunkOutcome::Applied { rows: job.signal.rows })
     }
 }
 
@@ -234,4 +243,48 @@ async fn a_pair_still_paused_at_start_keeps_parking_and_a_resume_between_batches
         ]
     );
     assert_eq!(acks, vec![SourcePos::Postgres(Lsn(10))]);
+}
+
+fn watermark(kind: SignalKind, chunk: u64, lsn: u64) -> SourceEvent {
+    let signal = crate::backfill::Signal {
+        pipeline: "p".into(),
+        kind,
+        pair: "p".into(),
+        run: "r".into(),
+        chunk,
+        staging: "s".into(),
+        rows: 10,
+        last_key: vec![],
+        after_key: vec![],
+    };
+    SourceEvent::Signal { position: SourcePos::Postgres(Lsn(lsn)), signal }
+}
+
+#[tokio::test]
+async fn a_chunk_is_merged_at_its_high_watermark_after_the_batch_before_it_with_the_keys_changed_in_between() {
+    let mut events = vec![watermark(SignalKind::Low, 1, 10)];
+    events.extend(txn_of(1, 20, vec![on(0, 1), on(0, 2), on(1, 3)]));
+    events.push(watermark(SignalKind::High, 1, 30));
+    events.extend(txn_of(2, 40, vec![on(0, 4)]));
+    events.push(watermark(SignalKind::High, 2, 50));
+    let (calls, acks) = drive(events, settings(100, 100)).await;
+    assert_eq!(
+        calls,
+        vec![
+            Call::Begin,
+            Call::Write(3),
+            Call::Commit(SourcePos::Postgres(Lsn(20))),
+            Call::Begin,
+            Call::Chunk(1, Some((2, 2))),
+            Call::Commit(SourcePos::Postgres(Lsn(30))),
+            Call::Begin,
+            Call::Write(1),
+            Call::Commit(SourcePos::Postgres(Lsn(40))),
+            Call::Begin,
+            Call::Chunk(2, None),
+            Call::Commit(SourcePos::Postgres(Lsn(50))),
+        ],
+        "pair 1's change is not in pair 0's window; chunk 2's low watermark was never seen"
+    );
+    assert_eq!(acks.last(), Some(&SourcePos::Postgres(Lsn(50))));
 }

@@ -46,4 +46,14 @@ pub trait BatchApplier {
     /// Applies the parked changes of `pair` in order and removes them, in the
     /// open transaction; returns how many there were.
     async fn unpark(&mut self, pair: usize) -> Result<u64>;
+    /// Key column indices of `pair` (backfill windows track keys that move).
+    fn pair_key(&self, _pair: usize) -> Option<Vec<usize>> {
+        None
+    }
+    /// Merges a staged backfill chunk (or abandons it) and records the
+    /// pair's backfill progress, in the open transaction
+    /// (`crate::backfill`).
+    async fn apply_chunk(&mut self, job: &crate::backfill::ChunkJob) -> Result<crate::backfill::ChunkOutcome> {
+        Ok(crate::backfill::ChunkOutcome::Abandoned(format!("this destination cannot merge backfill chunks (pair #{})", job.pair)))
+    }
 }

@@ -15,12 +15,14 @@
 
 use super::merge::{conflict_rows, keys_needed, merge_chunk, report, Current};
 use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_run, render_value, table};
+use super::plan::RowOp;
 use super::quarantine::{handle_rejection, Rejected};
 use super::screen::Segment;
 use super::BatchApplier;
 use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::{key_text, mysql_text_value};
 use crate::conflict::ConflictRecord;
+use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
 use crate::model::{Row, Value};
 use crate::schema::PairSchema;
@@ -317,6 +319,14 @@ impl BatchApplier for MysqlApplier {
         Ok(())
     }
 
+    fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
+        self.schemas.iter().find(|s| s.pair == pair).map(|s| s.key.clone())
+    }
+
+    async fn apply_chunk(&mut self, job: &ChunkJob) -> Result<ChunkOutcome> {
+        self.merge_chunk(job).await
+    }
+
     async fn unpark(&mut self, pair: usize) -> Result<u64> {
         let Some(schema) = self.schemas.iter().find(|s| s.pair == pair).cloned() else { return Ok(0) };
         let table = self.state_table("parked");
@@ -515,4 +525,51 @@ impl MysqlApplier {
         }
     }
 
+}
+
+impl MysqlApplier {
+    /// `BatchApplier::apply_chunk`: corrects the staged chunk by the window,
+    /// merges it and records the progress (see `crate::backfill`).
+    async fn merge_chunk(&mut self, job: &ChunkJob) -> Result<ChunkOutcome> {
+        use crate::backfill::{progress, staging};
+        let Some(schema) = self.schemas.iter().find(|s| s.pair == job.pair).cloned() else {
+            return Ok(ChunkOutcome::Abandoned(format!("pair #{} has no schema", job.pair)));
+        };
+        let s = &job.signal;
+        let table = self.state_table("backfills");
+        self.flush().await?;
+        let stored: Option<(String, Option<String>)> =
+            self.conn.exec_first(format!("SELECT run, last_key FROM {table} WHERE pipeline = ? AND pair = ? FOR UPDATE"), (&self.pipeline, &schema.name)).await?;
+        let fix = match progress::verdict(stored.as_ref().map(|(r, k)| (r.as_str(), k.as_deref())), job) {
+            progress::Verdict::Merge(fix) => fix.clone(),
+            progress::Verdict::Stale => return Ok(ChunkOutcome::Abandoned("a chunk of an earlier backfill run".into())),
+            progress::Verdict::Abandon(reason) => {
+                self.conn.query_drop(staging::clear_chunk_sql(Side::Mysql, &self.state_db, &s.staging, s.chunk)).await?;
+                self.conn.exec_drop(progress::my_abandoned_sql(&table), (&s.run, s.chunk, &self.pipeline, &schema.name)).await?;
+                return Ok(ChunkOutcome::Abandoned(reason));
+            }
+        };
+        let staged = staging::staged_schema(&schema, &self.state_db, &s.staging);
+        if fix.truncated {
+            self.pending.push_str(&staging::clear_chunk_sql(Side::Mysql, &self.state_db, &s.staging, s.chunk));
+            self.pending.push_str(";\n");
+        }
+        for keys in fix.dropped.chunks(1000) {
+            let ops: Vec<RowOp> = keys.iter().map(|k| RowOp::Delete(k.clone())).collect();
+            render_run(&mut self.pending, &staged, &ops).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: e.reason })?;
+        }
+        for row in &fix.rows {
+            let mut one = String::new();
+            match render_run(&mut one, &staged, &[RowOp::Upsert(row.clone())]) {
+                Ok(()) => self.pending.push_str(&one),
+                Err(e) => tracing::warn!(pair = %schema.name, column = %e.column, error = %e.reason,
+                    "backfill: a row changed during its chunk cannot be staged; the stream's changes decide it"),
+            }
+        }
+        self.pending.push_str(&staging::my_merge_sql(&schema, &self.state_db, &s.staging, s.chunk));
+        self.flush().await?;
+        let last_key = progress::key_json(&s.last_key);
+        self.conn.exec_drop(progress::my_applied_sql(&table), (&s.run, s.chunk, s.rows, last_key, &self.pipeline, &schema.name)).await?;
+        Ok(ChunkOutcome::Applied { rows: s.rows })
+    }
 }

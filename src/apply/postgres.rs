@@ -22,6 +22,7 @@ use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::key_text;
 use crate::conflict::ConflictRecord;
 use crate::model::Row;
+use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
 use crate::ops::init::pg_ident;
 use crate::schema::PairSchema;
@@ -254,6 +255,14 @@ impl BatchApplier for PostgresApplier {
         Ok(())
     }
 
+    fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
+        self.schemas.iter().find(|s| s.pair == pair).map(|s| s.key.clone())
+    }
+
+    async fn apply_chunk(&mut self, job: &ChunkJob) -> Result<ChunkOutcome> {
+        self.merge_chunk(job).await
+    }
+
     async fn unpark(&mut self, pair: usize) -> Result<u64> {
         let Some(schema) = self.schemas.iter().find(|s| s.pair == pair).cloned() else { return Ok(0) };
         let ident = pg_ident(&self.state_schema);
@@ -441,4 +450,60 @@ impl PostgresApplier {
         Ok(())
     }
 
+}
+
+impl PostgresApplier {
+    /// `BatchApplier::apply_chunk`: corrects the staged chunk by the window,
+    /// merges it and records the progress (see `crate::backfill`).
+    async fn merge_chunk(&mut self, job: &ChunkJob) -> Result<ChunkOutcome> {
+        use crate::backfill::{progress, staging};
+        let Some(schema) = self.schemas.iter().find(|s| s.pair == job.pair).cloned() else {
+            return Ok(ChunkOutcome::Abandoned(format!("pair #{} has no schema", job.pair)));
+        };
+        let s = &job.signal;
+        let chunk = s.chunk as i64;
+        let table = format!("{}.backfills", pg_ident(&self.state_schema));
+        let row = self.client.query_opt(&format!("SELECT run, last_key FROM {table} WHERE pipeline = $1 AND pair = $2 FOR UPDATE"), &[&self.pipeline, &schema.name]).await?;
+        let stored: Option<(String, Option<String>)> = row.map(|r| (r.get(0), r.get(1)));
+        let fix = match progress::verdict(stored.as_ref().map(|(r, k)| (r.as_str(), k.as_deref())), job) {
+            progress::Verdict::Merge(fix) => fix.clone(),
+            progress::Verdict::Stale => return Ok(ChunkOutcome::Abandoned("a chunk of an earlier backfill run".into())),
+            progress::Verdict::Abandon(reason) => {
+                self.client.batch_execute(&staging::clear_chunk_sql(Side::Postgres, &self.state_schema, &s.staging, s.chunk)).await?;
+                self.client.execute(&progress::pg_abandoned_sql(&table), &[&s.run, &chunk, &self.pipeline, &schema.name]).await?;
+                return Ok(ChunkOutcome::Abandoned(reason));
+            }
+        };
+        let staged = staging::staged_schema(&schema, &self.state_schema, &s.staging);
+        if fix.truncated {
+            self.client.batch_execute(&staging::clear_chunk_sql(Side::Postgres, &self.state_schema, &s.staging, s.chunk)).await?;
+        }
+        let value_error = |e: super::postgres_sql::PgRenderError| Error::Value { pair: e.pair, column: e.column, message: e.reason };
+        if !fix.dropped.is_empty() {
+            let ops: Vec<RowOp> = fix.dropped.iter().map(|k| RowOp::Delete(k.clone())).collect();
+            let arrays = delete_params(&staged, &ops).map_err(value_error)?;
+            let st = self.client.prepare(&delete_sql(&staged)).await?;
+            self.execute_arrays(&st, &arrays).await?;
+        }
+        let mut restaged = Vec::new();
+        for row in &fix.rows {
+            let op = RowOp::Upsert(row.clone());
+            match upsert_params(&staged, std::slice::from_ref(&op)) {
+                Ok(_) => restaged.push(op),
+                Err(e) => tracing::warn!(pair = %schema.name, column = %e.column, error = %e.reason,
+                    "backfill: a row changed during its chunk cannot be staged; the stream's changes decide it"),
+            }
+        }
+        if !restaged.is_empty() {
+            let arrays = upsert_params(&staged, &restaged).map_err(value_error)?;
+            let st = self.client.prepare(&upsert_sql(&staged)).await?;
+            self.execute_arrays(&st, &arrays).await?;
+        }
+        for sql in staging::pg_merge_sql(&schema, &self.state_schema, &s.staging) {
+            self.client.execute(&sql, &[&chunk]).await?;
+        }
+        let last_key = progress::key_json(&s.last_key);
+        self.client.execute(&progress::pg_applied_sql(&table), &[&s.run, &chunk, &(s.rows as i64), &last_key, &self.pipeline, &schema.name]).await?;
+        Ok(ChunkOutcome::Applied { rows: s.rows })
+    }
 }

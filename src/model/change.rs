@@ -86,4 +86,7 @@ pub enum SourceEvent {
     /// and, for paused pairs, when the stream starts. Changes of a paused pair
     /// still follow, with the columns it lacks as `Value::Unchanged`.
     PairState { pair: usize, paused: Option<String> },
+    /// A backfill watermark of this pipeline, committed at `position`; sent
+    /// after the events of the transaction that carried it.
+    Signal { position: SourcePos, signal: crate::backfill::Signal },
 }

@@ -226,6 +226,7 @@ fn mysql_source_options(cfg: &Config) -> MysqlSourceOptions {
         skip_server_ids: vec![cfg.mysql.server_id],
         marker_table: Some((cfg.state_schema.clone(), "origin_marker".to_string())),
         heartbeat: Duration::from_secs(5),
+        signals: Some((cfg.state_schema.clone(), "signals".to_string(), cfg.pipeline.clone())),
     }
 }
 

@@ -25,3 +25,4 @@ mod tls;
 mod zero_dates;
 mod unrepresentable;
 mod generated;
+mod backfill;

@@ -64,6 +64,7 @@ fn options(db: &TestDb) -> MysqlSourceOptions {
         skip_server_ids: vec![ECHO_SERVER_ID],
         marker_table: Some((db.name.clone(), "origin_marker".into())),
         heartbeat: Duration::from_millis(500),
+        signals: None,
     }
 }
 
@@ -123,6 +124,7 @@ impl Running {
                 SourceEvent::Commit(meta) => out.push(Txn { chunks: open.take().expect("Commit without Begin"), meta }),
                 SourceEvent::Idle(_) => assert!(open.is_none(), "Idle inside a transaction"),
                 SourceEvent::PairState { pair, paused } => self.states.push((pair, paused)),
+                SourceEvent::Signal { .. } => assert!(open.is_none(), "Signal inside a transaction"),
             }
         }
         out

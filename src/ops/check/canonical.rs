@@ -58,7 +58,7 @@ impl Binder {
     pub fn new(dialect: Dialect) -> Self {
         Binder { dialect, values: Vec::new() }
     }
-    fn ph(&mut self, v: &str) -> String {
+    pub fn ph(&mut self, v: &str) -> String {
         self.values.push(v.to_string());
         match self.dialect {
             Dialect::Postgres => format!("${}", self.values.len()),
@@ -395,6 +395,20 @@ impl SideSql {
         format!("SELECT {}, {short} FROM {} WHERE {cond}", self.key_texts(key).join(", "), self.table)
     }
 
+    /// Every column's text of the next `limit` rows after `after` (from the
+    /// start when `None`), in key order: one backfill chunk.
+    pub fn chunk_sql(&self, b: &mut Binder, after: Option<&KeyText>, limit: u64) -> String {
+        let cond = self.range_where(b, &KeyRange { lo: after.cloned(), hi: None });
+        // Aliased: an output column named like a key column would be what ORDER BY sorts by.
+        let cols: Vec<String> = self.texts.iter().enumerate().map(|(i, t)| format!("{t} AS tandem_c{i}")).collect();
+        format!("SELECT {} FROM {} WHERE {cond} ORDER BY {} LIMIT {limit}", cols.join(", "), self.table, self.order_by())
+    }
+
+    /// The row count, as text.
+    pub fn count_sql(&self) -> String {
+        format!("SELECT {} FROM {}", self.as_text("COUNT(*)"), self.table)
+    }
+
     /// `(key..., every column's text)` of the rows with these keys.
     pub fn rows_sql(&self, b: &mut Binder, key: &[usize], keys: &[KeyText]) -> String {
         let cond = if self.keys.len() == 1 {
@@ -497,5 +511,40 @@ mod tests {
         assert!(SideSql::new(Dialect::Postgres, &s).is_err());
         assert_eq!(pg_cast_type("timestamp(6) without time zone"), "timestamp without time zone");
         assert_eq!(pg_cast_type("numeric(12,2)"), "numeric");
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn backfill_chunks_are_read_in_key_order_after_the_last_key() {
+        let c = ColumnSchema {
+            name: "id".into(),
+            pg_name: "id".into(),
+            my_name: "id".into(),
+            owner: crate::config::Owner::Both,
+            pg_type: "bigint".into(),
+            my_type: "bigint(20)".into(),
+            pg_kind: crate::schema::pg_kind("bigint"),
+            my_kind: crate::schema::my_kind("bigint(20)"),
+            pg_generated: false,
+            pg_identity_always: false,
+            my_generated: false,
+        };
+        let schema = PairSchema {
+            pair: 0,
+            name: "t".into(),
+            pg_table: crate::config::TableName { schema: "public".into(), name: "t".into() },
+            my_table: crate::config::TableName { schema: "db".into(), name: "t".into() },
+            columns: vec![c],
+            key: vec![0],
+        };
+        let side = SideSql::new(Dialect::Postgres, &schema).unwrap();
+        let mut b = Binder::new(Dialect::Postgres);
+        let sql = side.chunk_sql(&mut b, Some(&vec!["42".to_string()]), 10);
+        assert_eq!(sql, "SELECT (\"id\")::text AS tandem_c0 FROM \"public\".\"t\" WHERE ((\"id\" > $1::text::bigint)) ORDER BY \"id\" LIMIT 10");
+        assert_eq!(b.values, vec!["42".to_string()]);
     }
 }

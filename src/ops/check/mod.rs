@@ -16,12 +16,12 @@
 //! Exit codes: 0 in sync (with `--repair`: everything repaired), 1 drift
 //! found, 2 the check could not run.
 
-mod canonical;
-mod lag;
+pub(crate) mod canonical;
+pub(crate) mod lag;
 mod repair;
 mod report;
 mod scan;
-mod sides;
+pub(crate) mod sides;
 
 pub use report::{CheckReport, Fields, MissingRow, NotRepaired, PairReport, RepairRecord, RowDiff};
 

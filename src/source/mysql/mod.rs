@@ -52,6 +52,9 @@ pub struct MysqlSourceOptions {
     pub marker_table: Option<(String, String)>,
     /// Heartbeat period the server is asked for; idle streams still emit `Idle`.
     pub heartbeat: Duration,
+    /// `(db, table)` of `tandem.signals` and the pipeline whose backfill
+    /// watermarks in it are delivered as `SourceEvent::Signal`.
+    pub signals: Option<(String, String, String)>,
 }
 
 impl MysqlSourceOptions {
@@ -62,6 +65,7 @@ impl MysqlSourceOptions {
             skip_server_ids: Vec::new(),
             marker_table: None,
             heartbeat: Duration::from_secs(5),
+            signals: None,
         }
     }
 }

@@ -69,12 +69,16 @@ struct OpenTxn {
     buf: Vec<Change>,
     /// Exact commit time when the server logged one (MySQL 8 GTID event), µs.
     commit_ts: Option<i64>,
+    /// Backfill watermarks written in this transaction.
+    signals: Vec<crate::backfill::Signal>,
 }
 
 /// What a TABLE_MAP's table is to tandem.
 enum Route {
     Paired(std::result::Result<Arc<TableDecoder>, String>),
     Marker,
+    /// `tandem.signals`: backfill watermarks.
+    Signals,
     Other,
 }
 
@@ -421,6 +425,8 @@ impl Streamer {
         let key = (tme.database_name().into_owned(), tme.table_name().into_owned());
         let route = if self.opts.marker_table.as_ref() == Some(&key) {
             Route::Marker
+        } else if self.opts.signals.as_ref().is_some_and(|(db, t, _)| *db == key.0 && *t == key.1) {
+            Route::Signals
         } else {
             match self.decoders.get(&key) {
                 Some(d) => Route::Paired(d.clone()),
@@ -486,6 +492,12 @@ impl Streamer {
                 let pair = self.pairs.get(&(entry.tme.database_name().into_owned(), entry.tme.table_name().into_owned()));
                 return Err(Error::Schema { pair: pair.map(|p| p.name.clone()).unwrap_or_default(), message: e.clone() });
             }
+            Route::Signals => {
+                let pipeline = self.opts.signals.as_ref().map(|(_, _, p)| p.as_str()).unwrap_or_default();
+                let found = signals_in(&re, &entry.tme, pipeline)?;
+                txn.signals.extend(found);
+                return Ok(None);
+            }
             Route::Marker | Route::Other => return Ok(None),
         };
         let colmap = match &entry.colmap {
@@ -543,6 +555,20 @@ impl Streamer {
             _ => tracing::warn!(gtid = ?txn.gtid, "transaction without a usable GTID: position not advanced"),
         }
         let position = SourcePos::Mysql(self.tracker.position());
+        let signals = if how == Finish::Commit { txn.signals.clone() } else { Vec::new() };
+        let ok = self.finish_txn(ev, txn, how, position.clone()).await?;
+        if ok {
+            for signal in signals {
+                if !self.emit(SourceEvent::Signal { position: position.clone(), signal }).await? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    /// Delivers (or drops) a finished transaction ending at `position`.
+    async fn finish_txn(&mut self, ev: &Event, txn: OpenTxn, how: Finish, position: SourcePos) -> Result<bool> {
         if txn.echo {
             ::metrics::counter!(crate::metrics::ECHO_SUPPRESSED, "direction" => DIRECTION.key()).increment(1);
         }
@@ -589,6 +615,32 @@ impl Streamer {
             r = self.tx.send(ev) => Ok(r.is_ok()),
         }
     }
+}
+
+/// The watermarks of `pipeline` inserted by one rows event on `tandem.signals`
+/// (columns: id, pipeline, kind, payload, created_at).
+fn signals_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Vec<crate::backfill::Signal>> {
+    use mysql_async::binlog::value::BinlogValue;
+    if !matches!(re, mysql_async::binlog::events::RowsEventData::WriteRowsEvent(_) | mysql_async::binlog::events::RowsEventData::WriteRowsEventV1(_)) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for row in re.rows(tme) {
+        let (_, after) = row.map_err(|e| Error::Decode(format!("tandem.signals row: {e}")))?;
+        let Some(after) = after else { continue };
+        let text = |i: usize| match after.as_ref(i) {
+            Some(BinlogValue::Value(mysql_async::Value::Bytes(b))) => Some(b.clone()),
+            _ => None,
+        };
+        if text(1).as_deref() != Some(pipeline.as_bytes()) {
+            continue;
+        }
+        match text(3).and_then(|p| crate::backfill::Signal::parse_for(&p, pipeline)) {
+            Some(s) => out.push(s),
+            None => tracing::warn!("unreadable backfill watermark in tandem.signals ignored"),
+        }
+    }
+    Ok(out)
 }
 
 /// Column names from the table map's optional metadata (`binlog_row_metadata=FULL`).

@@ -171,10 +171,11 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The `START_REPLICATION` command for a pgoutput slot, protocol version 1.
+/// The `START_REPLICATION` command for a pgoutput slot, protocol version 1,
+/// with logical messages (backfill watermarks; Postgres 14 and later).
 pub fn start_replication_sql(slot: &str, start: Lsn, publication: &str) -> String {
     format!(
-        "START_REPLICATION SLOT {} LOGICAL {start} (proto_version '1', publication_names {})",
+        "START_REPLICATION SLOT {} LOGICAL {start} (proto_version '1', publication_names {}, messages 'true')",
         quote_ident(slot),
         quote_literal(&quote_ident(publication))
     )

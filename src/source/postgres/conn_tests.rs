@@ -43,7 +43,7 @@ fn quoting_and_start_replication_command() {
     assert_eq!(quote_literal("it's"), "'it''s'");
     assert_eq!(
         start_replication_sql("tandem_crm", Lsn(0x16_B374_D848), "pub's \"x\""),
-        "START_REPLICATION SLOT \"tandem_crm\" LOGICAL 16/B374D848 (proto_version '1', publication_names '\"pub''s \"\"x\"\"\"')"
+        "START_REPLICATION SLOT \"tandem_crm\" LOGICAL 16/B374D848 (proto_version '1', publication_names '\"pub''s \"\"x\"\"\"', messages 'true')"
     );
 }
 

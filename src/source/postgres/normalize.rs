@@ -62,6 +62,8 @@ struct OpenTxn {
     /// `Some` once `Begin` was emitted.
     seq: Option<u64>,
     pending: Vec<Change>,
+    /// Backfill watermarks carried by the transaction (logical messages).
+    signals: Vec<crate::backfill::Signal>,
 }
 
 /// The pgoutput → `SourceEvent` state machine.
@@ -133,7 +135,7 @@ impl Normalizer {
                 // `start` is always the end of a record (a commit end or a keepalive
                 // wal_end), and end_lsn > final_lsn: final_lsn < start ⇔ end_lsn <= start.
                 let mode = if b.final_lsn < self.start { TxnMode::AlreadyApplied } else { TxnMode::Deliver };
-                self.txn = Some(OpenTxn { final_lsn: b.final_lsn, origin: None, mode, seq: None, pending: Vec::new() });
+                self.txn = Some(OpenTxn { final_lsn: b.final_lsn, origin: None, mode, seq: None, pending: Vec::new(), signals: Vec::new() });
             }
             PgOutputMessage::Origin(o) => {
                 let txn = self.txn.as_mut().ok_or_else(|| outside("Origin"))?;
@@ -197,23 +199,33 @@ impl Normalizer {
                     }
                 }
             }
-            PgOutputMessage::Message(_) => {}
+            PgOutputMessage::Message(m) => {
+                // Transactional messages of this pipeline's prefix are backfill watermarks.
+                if m.flags & 1 == 1 && m.prefix == crate::backfill::pg_message_prefix(&self.origin_to_skip) {
+                    let txn = self.txn.as_mut().ok_or_else(|| outside("Message"))?;
+                    match serde_json::from_slice::<crate::backfill::Signal>(&m.content) {
+                        Ok(signal) => txn.signals.push(signal),
+                        Err(e) => tracing::warn!(error = %e, "unreadable backfill watermark ignored"),
+                    }
+                }
+            }
             PgOutputMessage::Commit(c) => {
                 let txn = self.txn.take().ok_or_else(|| outside("Commit"))?;
                 if c.commit_lsn != txn.final_lsn {
                     tracing::debug!(begin = %txn.final_lsn, commit = %c.commit_lsn, "pgoutput commit LSN differs from Begin's");
                 }
                 let pos = SourcePos::Postgres(c.end_lsn);
+                let signals = if txn.mode == TxnMode::AlreadyApplied { Vec::new() } else { txn.signals };
                 match txn.mode {
                     TxnMode::AlreadyApplied => {}
                     TxnMode::EchoSkip => {
                         self.last_pos = self.last_pos.max(c.end_lsn);
-                        out.push(SourceEvent::Idle(pos));
+                        out.push(SourceEvent::Idle(pos.clone()));
                     }
                     TxnMode::Deliver if txn.seq.is_none() && txn.pending.is_empty() => {
                         if c.end_lsn > self.start {
                             self.last_pos = self.last_pos.max(c.end_lsn);
-                            out.push(SourceEvent::Idle(pos));
+                            out.push(SourceEvent::Idle(pos.clone()));
                         }
                     }
                     TxnMode::Deliver => {
@@ -226,12 +238,15 @@ impl Normalizer {
                         }
                         self.last_pos = self.last_pos.max(c.end_lsn);
                         out.push(SourceEvent::Commit(TxnMeta {
-                            position: pos,
+                            position: pos.clone(),
                             commit_ts: super::pgoutput::pg_time_to_unix_micros(c.commit_ts),
                             origin: txn.origin,
                             txn_seq,
                         }));
                     }
+                }
+                for signal in signals {
+                    out.push(SourceEvent::Signal { position: pos.clone(), signal });
                 }
             }
         }

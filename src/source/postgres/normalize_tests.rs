@@ -371,3 +371,43 @@ fn protocol_violations_are_errors() {
     assert!(n.handle(insert(7, "1"), &mut out).is_err(), "unknown relation");
     assert!(n.handle(begin(0x100), &mut out).is_err(), "nested Begin");
 }
+
+fn message(prefix: &str, transactional: bool, content: &str) -> PgOutputMessage {
+    PgOutputMessage::Message(super::super::pgoutput::LogicalMessage {
+        flags: transactional as u8,
+        lsn: Lsn(150),
+        prefix: prefix.into(),
+        content: bytes::Bytes::from(content.to_string()),
+    })
+}
+
+#[test]
+fn backfill_watermarks_of_this_pipeline_follow_their_transaction() {
+    let mut n = normalizer(100, 100);
+    let s = crate::backfill::Signal {
+        pipeline: "crm".into(),
+        kind: crate::backfill::SignalKind::Low,
+        pair: "customers".into(),
+        run: "r".into(),
+        chunk: 1,
+        staging: "s".into(),
+        rows: 0,
+        last_key: vec![],
+        after_key: vec![],
+    };
+    let json = s.to_json();
+    let out = run(
+        &mut n,
+        vec![
+            begin(200),
+            message("tandem_crm_signal", true, &json),
+            message("tandem_other_signal", true, &json),
+            message("tandem_crm_signal", false, &json),
+            commit(200, 210),
+        ],
+    );
+    assert_eq!(out, vec![SourceEvent::Idle(SourcePos::Postgres(Lsn(210))), SourceEvent::Signal { position: SourcePos::Postgres(Lsn(210)), signal: s.clone() }]);
+    // A watermark at or before the start position was dealt with before the restart.
+    let mut n = normalizer(100, 300);
+    assert!(run(&mut n, vec![begin(200), message("tandem_crm_signal", true, &json), commit(200, 210)]).is_empty());
+}

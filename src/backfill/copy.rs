@@ -1,0 +1,450 @@
+//! `tandem backfill`: copies a pair's existing rows from one side to the
+//! other in key-ordered chunks while `tandem run` streams (see the module
+//! doc of `crate::backfill` for the method and why it is safe).
+//!
+//! Per chunk: low watermark at the source, read the chunk (canonical text),
+//! stage it at the destination, high watermark. The next chunk is read and
+//! staged while the pipeline merges the previous one, so reading and merging
+//! overlap; at most two chunks are staged at once. Rows never pass through a
+//! float or a client-side type conversion: the destination casts canonical
+//! text into the staging table, whose columns have the table's own types.
+//!
+//! Invariants: every low watermark is followed by its high watermark (an
+//! empty or doomed chunk still closes its window); `last_key` in the
+//! `backfills` row, written by the pipeline, is the only resume point.
+
+use super::progress::{key_json, parse_key_json, Progress};
+use super::{staging, Signal, SignalKind};
+use crate::config::{Config, Side};
+use crate::ops::check::canonical::{value_param, Binder, Dialect, KeyText, SideSql};
+use crate::ops::check::lag::{CatchUp, LagProbe};
+use crate::ops::check::sides::{MySide, PgSide, TextQuery, TextRow};
+use crate::ops::init::pg_ident;
+use crate::schema::PairSchema;
+use crate::{Error, Result};
+use std::time::{Duration, Instant};
+
+/// Chunks the pipeline may abandon in a row before the backfill gives up.
+const MAX_ABANDONED: u32 = 3;
+
+/// What to copy and how fast.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// The pairs to copy (`--pair`); empty with `all`.
+    pub pairs: Vec<String>,
+    /// Every pair whose destination table is empty (or whose backfill was interrupted).
+    pub all: bool,
+    pub from: Side,
+    pub chunk_rows: u64,
+    pub max_rows_per_sec: Option<u64>,
+    /// How long to wait for the pipeline to merge a chunk before giving up.
+    pub merge_timeout: Duration,
+    /// How long to wait for `tandem run` to be streaming before giving up.
+    pub start_wait: Duration,
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        BackfillOptions { pairs: Vec::new(), all: false, from: Side::Postgres, chunk_rows: 10_000, max_rows_per_sec: None, merge_timeout: Duration::from_secs(120), start_wait: Duration::from_secs(10) }
+    }
+}
+
+/// What happened to one pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairResult {
+    pub pair: String,
+    /// Rows copied by this invocation.
+    pub rows: u64,
+    /// Rows applied before this invocation (a resumed backfill), else 0.
+    pub resumed_at: u64,
+    pub chunks: u64,
+    pub seconds: f64,
+    /// Why the pair was not copied (`--all` skips non-empty destinations).
+    pub skipped: Option<String>,
+}
+
+/// Receives progress; `command` draws a bar on a TTY, tests ignore it.
+pub trait Report {
+    fn start(&mut self, pair: &str, total: u64, done: u64);
+    fn chunk(&mut self, pair: &str, done: u64);
+    fn finish(&mut self, result: &PairResult);
+}
+
+/// A report that says nothing.
+pub struct Silent;
+
+impl Report for Silent {
+    fn start(&mut self, _: &str, _: u64, _: u64) {}
+    fn chunk(&mut self, _: &str, _: u64) {}
+    fn finish(&mut self, _: &PairResult) {}
+}
+
+/// Runs the backfill of the selected pairs, one after the other.
+pub async fn backfill(cfg: &Config, opts: &BackfillOptions, report: &mut dyn Report) -> Result<Vec<PairResult>> {
+    let mut pg = PgSide::connect(cfg).await?;
+    let mut my = MySide::connect(cfg).await?;
+    let probe = LagProbe::new(cfg);
+    // `tandem run` may have been started a moment ago.
+    let since = Instant::now();
+    while !probe.running(&pg).await? && since.elapsed() < opts.start_wait {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !probe.running(&pg).await? {
+        return Err(Error::Other(format!(
+            "`tandem run` is not running for pipeline {} (its replication slot {} is not active): the backfill's chunks are merged by the \
+             running pipeline, start it first",
+            cfg.pipeline, cfg.postgres.slot
+        )));
+    }
+    let schemas = crate::ops::introspect::resolve_all(cfg, &pg.client, &mut my.conn).await?;
+    let selected: Vec<&PairSchema> = if opts.all {
+        schemas.iter().collect()
+    } else {
+        let mut out = Vec::new();
+        for name in &opts.pairs {
+            out.push(schemas.iter().find(|s| &s.name == name).ok_or_else(|| Error::Other(format!("no pair named {name} in the config")))?);
+        }
+        out
+    };
+    // Chunks of an earlier, interrupted run are merged or abandoned once the
+    // pipeline has caught up with everything written so far.
+    let positions = probe.positions(&pg, &mut my).await?;
+    match probe.wait(&pg, &mut my, &positions, Instant::now() + opts.merge_timeout).await? {
+        CatchUp::CaughtUp => {}
+        CatchUp::NotRunning => return Err(Error::Other("`tandem run` stopped while the backfill waited for it".into())),
+        CatchUp::TimedOut => return Err(Error::Other(format!("the pipeline did not catch up within {:?}; is it stuck or far behind?", opts.merge_timeout))),
+    }
+    let mut results = Vec::new();
+    for schema in selected {
+        let ctx = Ctx { cfg, opts, schema };
+        let result = match opts.from {
+            Side::Postgres => copy_pair(&ctx, &mut pg, &mut my, report).await?,
+            Side::Mysql => copy_pair(&ctx, &mut my, &mut pg, report).await?,
+        };
+        report.finish(&result);
+        results.push(result);
+    }
+    Ok(results)
+}
+
+struct Ctx<'a> {
+    cfg: &'a Config,
+    opts: &'a BackfillOptions,
+    schema: &'a PairSchema,
+}
+
+impl Ctx<'_> {
+    fn state_table(&self, d: Dialect, name: &str) -> String {
+        match d {
+            Dialect::Postgres => format!("{}.{}", pg_ident(&self.cfg.state_schema), name),
+            _ => format!("{}.{}", crate::ops::check::canonical::my_ident(&self.cfg.state_schema), name),
+        }
+    }
+
+    fn signal(&self, kind: SignalKind, run: &str, chunk: u64) -> Signal {
+        Signal {
+            pipeline: self.cfg.pipeline.clone(),
+            kind,
+            pair: self.schema.name.clone(),
+            run: run.to_string(),
+            chunk,
+            staging: staging::staging_name(&self.cfg.pipeline, &self.schema.name),
+            rows: 0,
+            last_key: Vec::new(),
+            after_key: Vec::new(),
+        }
+    }
+}
+
+/// Placeholders of one dialect: `$n` on Postgres, `?` on MySQL.
+fn ph(d: Dialect, n: usize) -> String {
+    if d == Dialect::Postgres {
+        format!("${n}")
+    } else {
+        "?".into()
+    }
+}
+
+async fn exec<Q: TextQuery>(q: &mut Q, sql: &str, params: Vec<String>) -> Result<Vec<TextRow>> {
+    q.rows(sql, params).await
+}
+
+/// Writes a watermark at the source, in one transaction.
+async fn write_signal<Q: TextQuery>(ctx: &Ctx<'_>, src: &mut Q, s: &Signal) -> Result<()> {
+    let d = src.dialect();
+    let table = ctx.state_table(d, "signals");
+    let kind = match s.kind {
+        SignalKind::Low => "backfill-low",
+        SignalKind::High => "backfill-high",
+    };
+    let payload = s.to_json();
+    if d == Dialect::Postgres {
+        // The row documents the watermark; the transactional message is what pgoutput carries.
+        let prefix = super::pg_message_prefix(&ctx.cfg.origin_name());
+        let sql = format!(
+            "WITH s AS (INSERT INTO {table} (pipeline, kind, payload) VALUES ($1, $2, $3) RETURNING id) \
+             SELECT pg_logical_emit_message(true, $4, $3)::text FROM s"
+        );
+        exec(src, &sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload, prefix]).await?;
+    } else {
+        let sql = format!("INSERT INTO {table} (pipeline, kind, payload, created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))");
+        exec(src, &sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload]).await?;
+    }
+    Ok(())
+}
+
+async fn read_progress<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<Option<Progress>> {
+    let d = dst.dialect();
+    let t = |e: &str| if d == Dialect::Postgres { format!("({e})::text") } else { format!("CAST({e} AS CHAR)") };
+    let sql = format!(
+        "SELECT run, {}, outcome, {}, {}, last_key, status, source FROM {} WHERE pipeline = {} AND pair = {}",
+        t("chunk"),
+        t("rows_applied"),
+        t("rows_total"),
+        ctx.state_table(d, "backfills"),
+        ph(d, 1),
+        ph(d, 2)
+    );
+    let rows = exec(dst, &sql, vec![ctx.cfg.pipeline.clone(), ctx.schema.name.clone()]).await?;
+    let Some(r) = rows.into_iter().next() else { return Ok(None) };
+    let num = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<u64>().ok());
+    Ok(Some(Progress {
+        run: r[0].clone().unwrap_or_default(),
+        chunk: num(&r[1]).unwrap_or(0),
+        outcome: r[2].clone().unwrap_or_default(),
+        rows_applied: num(&r[3]).unwrap_or(0),
+        rows_total: num(&r[4]),
+        last_key: parse_key_json(r[5].as_deref()),
+        status: r[6].clone().unwrap_or_default(),
+        source: r[7].clone().unwrap_or_default(),
+    }))
+}
+
+/// Registers this run in the `backfills` row: a fresh start (progress reset)
+/// or, with `resume`, the same progress under a new run id.
+async fn register<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, run: &str, total: u64, resume: bool) -> Result<()> {
+    let d = dst.dialect();
+    let table = ctx.state_table(d, "backfills");
+    let p = ctx.cfg.pipeline.clone();
+    let pair = ctx.schema.name.clone();
+    let from = ctx.opts.from.as_str().to_string();
+    if resume {
+        let sql = format!(
+            "UPDATE {table} SET run = {}, chunk = 0, outcome = 'none', status = 'running', rows_total = {} WHERE pipeline = {} AND pair = {}",
+            ph(d, 1),
+            if d == Dialect::Postgres { "$2::text::bigint" } else { "CAST(? AS SIGNED)" },
+            ph(d, 3),
+            ph(d, 4)
+        );
+        exec(dst, &sql, vec![run.into(), total.to_string(), p, pair]).await?;
+        return Ok(());
+    }
+    exec(dst, &format!("DELETE FROM {table} WHERE pipeline = {} AND pair = {}", ph(d, 1), ph(d, 2)), vec![p.clone(), pair.clone()]).await?;
+    let (now, total_ph) = if d == Dialect::Postgres { ("now()", "$5::text::bigint") } else { ("UTC_TIMESTAMP(6)", "CAST(? AS SIGNED)") };
+    let sql = format!(
+        "INSERT INTO {table} (pipeline, pair, source, run, chunk, outcome, rows_applied, rows_total, last_key, status, started_at, updated_at) \
+         VALUES ({}, {}, {}, {}, 0, 'none', 0, {total_ph}, NULL, 'running', {now}, {now})",
+        ph(d, 1),
+        ph(d, 2),
+        ph(d, 3),
+        ph(d, 4)
+    );
+    exec(dst, &sql, vec![p, pair, from, run.into(), total.to_string()]).await?;
+    Ok(())
+}
+
+async fn finish<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<()> {
+    let d = dst.dialect();
+    let sql = format!("UPDATE {} SET status = 'done' WHERE pipeline = {} AND pair = {}", ctx.state_table(d, "backfills"), ph(d, 1), ph(d, 2));
+    exec(dst, &sql, vec![ctx.cfg.pipeline.clone(), ctx.schema.name.clone()]).await?;
+    let side = if d == Dialect::Postgres { Side::Postgres } else { Side::Mysql };
+    exec(dst, &staging::drop_sql(side, &ctx.cfg.state_schema, &staging::staging_name(&ctx.cfg.pipeline, &ctx.schema.name)), vec![]).await?;
+    Ok(())
+}
+
+/// Stages `rows` (canonical text, pair column order) as chunk `chunk`.
+async fn stage<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, rows: &[TextRow], chunk: u64) -> Result<()> {
+    let d = dst.dialect();
+    let s = ctx.schema;
+    let generated = |i: usize| if d == Dialect::Postgres { s.columns[i].pg_generated } else { s.columns[i].my_generated };
+    let cols: Vec<usize> = (0..s.columns.len()).filter(|&i| !generated(i)).collect();
+    let name = staging::staging_name(&ctx.cfg.pipeline, &s.name);
+    let (table, idents): (String, Vec<String>) = if d == Dialect::Postgres {
+        (format!("{}.{}", pg_ident(&ctx.cfg.state_schema), pg_ident(&name)), cols.iter().map(|&i| pg_ident(&s.columns[i].pg_name)).collect())
+    } else {
+        let q = crate::ops::check::canonical::my_ident;
+        (format!("{}.{}", q(&ctx.cfg.state_schema), q(&name)), cols.iter().map(|&i| q(&s.columns[i].my_name)).collect())
+    };
+    // Stay well under the 65,535 parameters of one statement.
+    let per_statement = (30_000 / cols.len().max(1)).max(1);
+    for part in rows.chunks(per_statement) {
+        let mut b = Binder::new(d);
+        let mut tuples = Vec::with_capacity(part.len());
+        for row in part {
+            let mut vals = Vec::with_capacity(cols.len() + 1);
+            for &i in &cols {
+                vals.push(match &row[i] {
+                    None => "NULL".to_string(),
+                    Some(v) => value_param(d, &s.columns[i], &b.ph(v)),
+                });
+            }
+            vals.push(chunk.to_string());
+            tuples.push(format!("({})", vals.join(", ")));
+        }
+        let sql = format!("INSERT INTO {table} ({}, {}) VALUES {}", idents.join(", "), staging::CHUNK_COL, tuples.join(", "));
+        let params = std::mem::take(&mut b.values);
+        // The pipeline merges the previous chunk meanwhile: a deadlock with it is retried.
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match exec(dst, &sql, params.clone()).await {
+                Err(e) if attempt < 10 && e.classify() == crate::error::ErrorClass::Transient => {
+                    tracing::debug!(error = %e, attempt, "staging insert retried");
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        result.map_err(|e| {
+            let keys = |r: Option<&TextRow>| r.map(|r| key_of(s, r)).unwrap_or_default();
+            Error::Other(format!(
+                "backfill of pair {}: staging chunk {chunk} (keys {:?} to {:?}) at the destination failed: {e}",
+                s.name,
+                keys(part.first()),
+                keys(part.last())
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Waits until the pipeline has merged or abandoned `chunk` of `run`.
+async fn wait_merged<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, run: &str, chunk: u64) -> Result<Progress> {
+    let started = Instant::now();
+    let mut poll = Duration::from_millis(5);
+    loop {
+        if let Some(p) = read_progress(ctx, dst).await? {
+            if p.run == run && p.chunk >= chunk {
+                return Ok(p);
+            }
+        }
+        if started.elapsed() > ctx.opts.merge_timeout {
+            return Err(Error::Other(format!(
+                "the pipeline did not merge chunk {chunk} of pair {} within {:?}: is `tandem run` running and keeping up?",
+                ctx.schema.name, ctx.opts.merge_timeout
+            )));
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The canonical key of a chunk row.
+fn key_of(schema: &PairSchema, row: &TextRow) -> KeyText {
+    schema.key.iter().map(|&i| row[i].clone().unwrap_or_default()).collect()
+}
+
+async fn copy_pair<S: TextQuery, D: TextQuery>(ctx: &Ctx<'_>, src: &mut S, dst: &mut D, report: &mut dyn Report) -> Result<PairResult> {
+    let s = ctx.schema;
+    let started = Instant::now();
+    let src_sql = SideSql::new(src.dialect(), s).map_err(|e| Error::Schema { pair: s.name.clone(), message: e })?;
+    let dst_side = if dst.dialect() == Dialect::Postgres { Side::Postgres } else { Side::Mysql };
+    let progress = read_progress(ctx, dst).await?;
+    let resume = progress.as_ref().is_some_and(|p| p.status == "running" && p.source == ctx.opts.from.as_str() && !p.last_key.is_empty());
+    if ctx.opts.all && !resume {
+        let dest_sql = SideSql::new(dst.dialect(), s).map_err(|e| Error::Schema { pair: s.name.clone(), message: e })?;
+        let any = exec(dst, &dest_sql.chunk_sql(&mut Binder::new(dst.dialect()), None, 1), Binder::new(dst.dialect()).values).await?;
+        if !any.is_empty() {
+            return Ok(PairResult { pair: s.name.clone(), rows: 0, resumed_at: 0, chunks: 0, seconds: 0.0, skipped: Some("the destination table is not empty".into()) });
+        }
+    }
+    let total: u64 = exec(src, &src_sql.count_sql(), vec![]).await?.first().and_then(|r| r[0].as_deref()).and_then(|t| t.parse().ok()).unwrap_or(0);
+    let run = format!("{:x}", chrono::Utc::now().timestamp_micros());
+    register(ctx, dst, &run, total, resume).await?;
+    let staging_name = staging::staging_name(&ctx.cfg.pipeline, &s.name);
+    let create = match dst_side {
+        Side::Postgres => staging::pg_create_sql(s, &ctx.cfg.state_schema, &staging_name),
+        Side::Mysql => staging::my_create_sql(s, &ctx.cfg.state_schema, &staging_name),
+    };
+    for sql in create {
+        exec(dst, &sql, vec![]).await?;
+    }
+    if dst_side == Side::Mysql {
+        // Staging rows need not reach the binlog; without the privilege they are just ignored by the reader.
+        let _ = exec(dst, "SET SESSION sql_log_bin = 0", vec![]).await;
+    }
+    let (mut after, resumed_at) = match (&progress, resume) {
+        (Some(p), true) => (p.last_key.clone(), p.rows_applied),
+        _ => (Vec::new(), 0),
+    };
+    if resume {
+        tracing::info!(pair = %s.name, rows_applied = resumed_at, after = ?after, "resuming an interrupted backfill");
+    }
+    report.start(&s.name, total, resumed_at);
+    let mut chunk = 0u64;
+    let mut copied = 0u64;
+    let mut outstanding: Option<(u64, u64)> = None; // (chunk, rows)
+    let mut abandoned_in_a_row = 0;
+    loop {
+        if abandoned_in_a_row >= MAX_ABANDONED {
+            return Err(Error::Other(format!(
+                "the pipeline abandoned {MAX_ABANDONED} chunks of pair {} in a row after key {after:?}; the `tandem run` log says why",
+                s.name
+            )));
+        }
+        chunk += 1;
+        let mut low = ctx.signal(SignalKind::Low, &run, chunk);
+        write_signal(ctx, src, &low).await?;
+        let mut b = Binder::new(src.dialect());
+        let after_opt = (!after.is_empty()).then_some(&after);
+        let sql = src_sql.chunk_sql(&mut b, after_opt, ctx.opts.chunk_rows.max(1));
+        let rows = exec(src, &sql, b.values.clone()).await?;
+        tracing::debug!(pair = %s.name, chunk, %sql, after = ?after, rows = rows.len(), first = ?rows.first().map(|r| key_of(s, r)), last = ?rows.last().map(|r| key_of(s, r)), "chunk read");
+        stage(ctx, dst, &rows, chunk).await?;
+        let mut doomed = false;
+        if let Some((prev, prev_rows)) = outstanding.take() {
+            let p = wait_merged(ctx, dst, &run, prev).await?;
+            if p.chunk == prev && p.outcome == "applied" {
+                copied += prev_rows;
+                abandoned_in_a_row = 0;
+                report.chunk(&s.name, p.rows_applied);
+            } else {
+                abandoned_in_a_row += 1;
+                tracing::warn!(pair = %s.name, chunk = prev, "the pipeline did not merge a chunk (it restarted between its watermarks?); copying again from the last merged key");
+                after = p.last_key.clone();
+                doomed = true;
+            }
+        }
+        // Close the window in every case; a doomed chunk is abandoned by the pipeline.
+        low.kind = SignalKind::High;
+        low.rows = rows.len() as u64;
+        low.after_key = if doomed { vec!["(abandoned)".into()] } else { after.clone() };
+        low.last_key = rows.last().map(|r| key_of(s, r)).unwrap_or_else(|| after.clone());
+        write_signal(ctx, src, &low).await?;
+        if doomed {
+            wait_merged(ctx, dst, &run, chunk).await?;
+            continue;
+        }
+        if rows.is_empty() {
+            let p = wait_merged(ctx, dst, &run, chunk).await?;
+            if p.chunk == chunk && p.outcome == "applied" {
+                break;
+            }
+            abandoned_in_a_row += 1;
+            after = p.last_key.clone();
+            continue;
+        }
+        after = low.last_key.clone();
+        outstanding = Some((chunk, rows.len() as u64));
+        if let Some(rate) = ctx.opts.max_rows_per_sec.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64((copied + rows.len() as u64) as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    finish(ctx, dst).await?;
+    let key = key_json(&after).unwrap_or_default();
+    tracing::info!(pair = %s.name, rows = copied, last_key = %key, "backfill done");
+    Ok(PairResult { pair: s.name.clone(), rows: copied, resumed_at, chunks: chunk, seconds: started.elapsed().as_secs_f64(), skipped: None })
+}

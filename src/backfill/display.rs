@@ -1,0 +1,101 @@
+//! How `tandem backfill` shows its progress: a bar (rows done / total, rate,
+//! ETA) when stderr is a terminal, otherwise one log line every
+//! `LOG_EVERY` chunks, so that journald and CI logs stay readable.
+
+use super::copy::{PairResult, Report};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Instant;
+
+/// Chunks between two log lines when there is no terminal.
+pub const LOG_EVERY: u64 = 10;
+
+pub struct Console {
+    bar: Option<ProgressBar>,
+    tty: bool,
+    total: u64,
+    first: u64,
+    chunks: u64,
+    started: Instant,
+}
+
+impl Console {
+    pub fn new() -> Console {
+        Console { bar: None, tty: std::io::stderr().is_terminal(), total: 0, first: 0, chunks: 0, started: Instant::now() }
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console::new()
+    }
+}
+
+/// `done/total rows (pct), rate, ETA` for the log line.
+pub fn summary(done: u64, first: u64, total: u64, secs: f64) -> String {
+    let rate = if secs > 0.0 { (done.saturating_sub(first)) as f64 / secs } else { 0.0 };
+    let pct = if total > 0 { done as f64 * 100.0 / total as f64 } else { 100.0 };
+    let eta = if rate > 0.0 { format!("{:.0} s", total.saturating_sub(done) as f64 / rate) } else { "unknown".into() };
+    format!("{done}/{total} rows ({pct:.1}%), {rate:.0} rows/s, ETA {eta}")
+}
+
+impl Report for Console {
+    fn start(&mut self, pair: &str, total: u64, done: u64) {
+        self.total = total;
+        self.first = done;
+        self.chunks = 0;
+        self.started = Instant::now();
+        if self.tty {
+            let bar = ProgressBar::new(total.max(done));
+            if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} rows {per_sec} ETA {eta}") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(format!("backfill {pair}"));
+            bar.set_position(done);
+            self.bar = Some(bar);
+        } else {
+            tracing::info!(pair, total, done, "backfill started");
+        }
+    }
+
+    fn chunk(&mut self, pair: &str, done: u64) {
+        self.chunks += 1;
+        match &self.bar {
+            Some(bar) => {
+                if done > bar.length().unwrap_or(0) {
+                    bar.set_length(done);
+                }
+                bar.set_position(done);
+            }
+            None if self.chunks % LOG_EVERY == 0 => {
+                tracing::info!(pair, "backfill: {}", summary(done, self.first, self.total, self.started.elapsed().as_secs_f64()));
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&mut self, r: &PairResult) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        match &r.skipped {
+            Some(why) => println!("backfill {}: skipped ({why})", r.pair),
+            None => {
+                let rate = if r.seconds > 0.0 { r.rows as f64 / r.seconds } else { 0.0 };
+                let resumed = if r.resumed_at > 0 { format!(", resumed after {} rows", r.resumed_at) } else { String::new() };
+                println!("backfill {}: {} rows in {} chunks, {:.1} s ({rate:.0} rows/s){resumed}", r.pair, r.rows, r.chunks, r.seconds);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_line_names_rows_rate_and_eta() {
+        assert_eq!(summary(500, 0, 1000, 5.0), "500/1000 rows (50.0%), 100 rows/s, ETA 5 s");
+        assert_eq!(summary(0, 0, 0, 0.0), "0/0 rows (100.0%), 0 rows/s, ETA unknown");
+    }
+}
