@@ -68,6 +68,26 @@ pub struct PairSchema {
     pub key: Vec<usize>,
 }
 
+#[cfg(test)]
+impl ColumnSchema {
+    /// A plain column for unit tests: same name on both sides, `pg`/`my` types.
+    pub fn for_tests(name: &str, owner: Owner, pg: &str, my: &str) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            pg_name: name.into(),
+            my_name: name.into(),
+            owner,
+            pg_type: pg.into(),
+            my_type: my.into(),
+            pg_kind: pg_kind(pg),
+            my_kind: my_kind(my),
+            pg_generated: false,
+            pg_identity_always: false,
+            my_generated: false,
+        }
+    }
+}
+
 impl PairSchema {
     pub fn column_index(&self, canonical: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == canonical)

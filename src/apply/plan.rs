@@ -128,22 +128,10 @@ pub fn plan(changes: &[Change], schemas: &[PairSchema]) -> Vec<Run> {
 mod tests {
     use super::*;
     use crate::config::{Owner, TableName};
-    use crate::schema::{ColumnSchema, ValueKind};
+    use crate::schema::ColumnSchema;
 
     fn schema() -> PairSchema {
-        let col = |n: &str| ColumnSchema {
-            name: n.into(),
-            pg_name: n.into(),
-            my_name: n.into(),
-            owner: Owner::Both,
-            pg_type: "text".into(),
-            my_type: "text".into(),
-            pg_kind: ValueKind::Text,
-            my_kind: ValueKind::Text,
-            pg_generated: false,
-            pg_identity_always: false,
-            my_generated: false,
-        };
+        let col = |n: &str| ColumnSchema::for_tests(n, Owner::Both, "text", "text");
         let t = TableName { schema: "s".into(), name: "t".into() };
         PairSchema { pair: 0, name: "p".into(), pg_table: t.clone(), my_table: t, columns: vec![col("id"), col("v")], key: vec![0] }
     }

@@ -168,22 +168,10 @@ pub fn clear_chunk_sql(dest: Side, state_schema: &str, staging: &str, chunk: u64
 mod tests {
     use super::*;
     use crate::config::TableName;
-    use crate::schema::{ColumnSchema, ValueKind};
+    use crate::schema::ColumnSchema;
 
     fn col(name: &str, owner: Owner) -> ColumnSchema {
-        ColumnSchema {
-            name: name.into(),
-            pg_name: name.into(),
-            my_name: name.into(),
-            owner,
-            pg_type: "text".into(),
-            my_type: "text".into(),
-            pg_kind: ValueKind::Text,
-            my_kind: ValueKind::Text,
-            pg_generated: false,
-            pg_identity_always: false,
-            my_generated: false,
-        }
+        ColumnSchema::for_tests(name, owner, "text", "text")
     }
 
     fn schema() -> PairSchema {

@@ -468,19 +468,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, pg: &str, my: &str) -> ColumnSchema {
-        ColumnSchema {
-            name: name.into(),
-            pg_name: name.into(),
-            my_name: name.into(),
-            owner: crate::config::Owner::Both,
-            pg_type: pg.into(),
-            my_type: my.into(),
-            pg_kind: crate::schema::pg_kind(pg),
-            my_kind: crate::schema::my_kind(my),
-            pg_generated: false,
-            pg_identity_always: false,
-            my_generated: false,
-        }
+        ColumnSchema::for_tests(name, crate::config::Owner::Both, pg, my)
     }
 
     fn schema(cols: Vec<ColumnSchema>, key: Vec<usize>) -> PairSchema {
@@ -520,19 +508,7 @@ mod chunk_tests {
 
     #[test]
     fn backfill_chunks_are_read_in_key_order_after_the_last_key() {
-        let c = ColumnSchema {
-            name: "id".into(),
-            pg_name: "id".into(),
-            my_name: "id".into(),
-            owner: crate::config::Owner::Both,
-            pg_type: "bigint".into(),
-            my_type: "bigint(20)".into(),
-            pg_kind: crate::schema::pg_kind("bigint"),
-            my_kind: crate::schema::my_kind("bigint(20)"),
-            pg_generated: false,
-            pg_identity_always: false,
-            my_generated: false,
-        };
+        let c = ColumnSchema::for_tests("id", crate::config::Owner::Both, "bigint", "bigint(20)");
         let schema = PairSchema {
             pair: 0,
             name: "t".into(),
