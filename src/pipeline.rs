@@ -189,6 +189,13 @@ pub async fn run_batcher<A: BatchApplier>(
                         SignalKind::Low => {
                             let key = applier.pair_key(pair).unwrap_or_default();
                             b.windows.low(pair, &key, &signal);
+                            // Nothing to apply at its position: like `Idle`.
+                            if b.open {
+                                b.idle = Some(position);
+                            } else {
+                                ack(&position);
+                                b.acked = Some(position);
+                            }
                         }
                         SignalKind::High => {
                             let fix = b.windows.high(pair, &signal);

@@ -13,14 +13,15 @@
 //! empty or doomed chunk still closes its window); `last_key` in the
 //! `backfills` row, written by the pipeline, is the only resume point.
 
+use super::load::{Load, Target};
 use super::progress::{key_json, parse_key_json, Progress};
 use super::{staging, Signal, SignalKind};
 use crate::config::{Config, Side};
-use crate::ops::check::canonical::{value_param, Binder, Dialect, KeyText, SideSql};
+use crate::ops::check::canonical::{pg_kind_of, Binder, Dialect, KeyText, SideSql};
 use crate::ops::check::lag::{CatchUp, LagProbe};
 use crate::ops::check::sides::{MySide, PgSide, TextQuery, TextRow};
 use crate::ops::init::pg_ident;
-use crate::schema::PairSchema;
+use crate::schema::{PairSchema, ValueKind};
 use crate::{Error, Result};
 use std::time::{Duration, Instant};
 
@@ -179,6 +180,9 @@ async fn write_signal<Q: TextQuery>(ctx: &Ctx<'_>, src: &mut Q, s: &Signal) -> R
     };
     let payload = s.to_json();
     if d == Dialect::Postgres {
+        // With synchronous_commit off the walsender would see the watermark only
+        // after the WAL writer's next cycle (up to 200 ms per chunk); on, at once.
+        exec(src, "SET synchronous_commit = on", vec![]).await?;
         // The row documents the watermark; the transactional message is what pgoutput carries.
         let prefix = super::pg_message_prefix(&ctx.cfg.origin_name());
         let sql = format!(
@@ -263,65 +267,55 @@ async fn finish<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<()> {
 }
 
 /// Stages `rows` (canonical text, pair column order) as chunk `chunk`.
-async fn stage<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, rows: &[TextRow], chunk: u64) -> Result<()> {
+async fn stage<Q: TextQuery + Load>(ctx: &Ctx<'_>, dst: &mut Q, rows: &[TextRow], chunk: u64) -> Result<()> {
     let d = dst.dialect();
     let s = ctx.schema;
     let generated = |i: usize| if d == Dialect::Postgres { s.columns[i].pg_generated } else { s.columns[i].my_generated };
     let cols: Vec<usize> = (0..s.columns.len()).filter(|&i| !generated(i)).collect();
     let name = staging::staging_name(&ctx.cfg.pipeline, &s.name);
-    let (table, idents): (String, Vec<String>) = if d == Dialect::Postgres {
-        (format!("{}.{}", pg_ident(&ctx.cfg.state_schema), pg_ident(&name)), cols.iter().map(|&i| pg_ident(&s.columns[i].pg_name)).collect())
+    let (table, mut idents, kinds): (String, Vec<String>, Vec<ValueKind>) = if d == Dialect::Postgres {
+        (
+            format!("{}.{}", pg_ident(&ctx.cfg.state_schema), pg_ident(&name)),
+            cols.iter().map(|&i| pg_ident(&s.columns[i].pg_name)).collect(),
+            cols.iter().map(|&i| pg_kind_of(&s.columns[i])).collect(),
+        )
     } else {
         let q = crate::ops::check::canonical::my_ident;
-        (format!("{}.{}", q(&ctx.cfg.state_schema), q(&name)), cols.iter().map(|&i| q(&s.columns[i].my_name)).collect())
+        (
+            format!("{}.{}", q(&ctx.cfg.state_schema), q(&name)),
+            cols.iter().map(|&i| q(&s.columns[i].my_name)).collect(),
+            cols.iter().map(|&i| s.columns[i].my_kind).collect(),
+        )
     };
-    // Stay well under the 65,535 parameters of one statement.
-    let per_statement = (30_000 / cols.len().max(1)).max(1);
-    for part in rows.chunks(per_statement) {
-        let mut b = Binder::new(d);
-        let mut tuples = Vec::with_capacity(part.len());
-        for row in part {
-            let mut vals = Vec::with_capacity(cols.len() + 1);
-            for &i in &cols {
-                vals.push(match &row[i] {
-                    None => "NULL".to_string(),
-                    Some(v) => value_param(d, &s.columns[i], &b.ph(v)),
-                });
+    idents.push(staging::CHUNK_COL.to_string());
+    let target = Target { table: &table, idents: &idents, kinds: &kinds, cols: &cols };
+    // The pipeline merges the previous chunk meanwhile: a deadlock with it is retried.
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        match dst.load(&target, rows, chunk).await {
+            Err(e) if attempt < 10 && e.classify() == crate::error::ErrorClass::Transient => {
+                tracing::debug!(error = %e, attempt, "staging retried");
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
             }
-            vals.push(chunk.to_string());
-            tuples.push(format!("({})", vals.join(", ")));
+            other => break other,
         }
-        let sql = format!("INSERT INTO {table} ({}, {}) VALUES {}", idents.join(", "), staging::CHUNK_COL, tuples.join(", "));
-        let params = std::mem::take(&mut b.values);
-        // The pipeline merges the previous chunk meanwhile: a deadlock with it is retried.
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            match exec(dst, &sql, params.clone()).await {
-                Err(e) if attempt < 10 && e.classify() == crate::error::ErrorClass::Transient => {
-                    tracing::debug!(error = %e, attempt, "staging insert retried");
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
-                }
-                other => break other,
-            }
-        };
-        result.map_err(|e| {
-            let keys = |r: Option<&TextRow>| r.map(|r| key_of(s, r)).unwrap_or_default();
-            Error::Other(format!(
-                "backfill of pair {}: staging chunk {chunk} (keys {:?} to {:?}) at the destination failed: {e}",
-                s.name,
-                keys(part.first()),
-                keys(part.last())
-            ))
-        })?;
-    }
-    Ok(())
+    };
+    result.map_err(|e| {
+        let keys = |r: Option<&TextRow>| r.map(|r| key_of(s, r)).unwrap_or_default();
+        Error::Other(format!(
+            "backfill of pair {}: staging chunk {chunk} (keys {:?} to {:?}) at the destination failed: {e}",
+            s.name,
+            keys(rows.first()),
+            keys(rows.last())
+        ))
+    })
 }
 
 /// Waits until the pipeline has merged or abandoned `chunk` of `run`.
 async fn wait_merged<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, run: &str, chunk: u64) -> Result<Progress> {
     let started = Instant::now();
-    let mut poll = Duration::from_millis(5);
+    let mut poll = Duration::from_millis(2);
     loop {
         if let Some(p) = read_progress(ctx, dst).await? {
             if p.run == run && p.chunk >= chunk {
@@ -335,7 +329,7 @@ async fn wait_merged<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, run: &str, chunk:
             )));
         }
         tokio::time::sleep(poll).await;
-        poll = (poll * 2).min(Duration::from_millis(50));
+        poll = (poll * 2).min(Duration::from_millis(20));
     }
 }
 
@@ -344,7 +338,7 @@ fn key_of(schema: &PairSchema, row: &TextRow) -> KeyText {
     schema.key.iter().map(|&i| row[i].clone().unwrap_or_default()).collect()
 }
 
-async fn copy_pair<S: TextQuery, D: TextQuery>(ctx: &Ctx<'_>, src: &mut S, dst: &mut D, report: &mut dyn Report) -> Result<PairResult> {
+async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S, dst: &mut D, report: &mut dyn Report) -> Result<PairResult> {
     let s = ctx.schema;
     let started = Instant::now();
     let src_sql = SideSql::new(src.dialect(), s).map_err(|e| Error::Schema { pair: s.name.clone(), message: e })?;
@@ -385,6 +379,8 @@ async fn copy_pair<S: TextQuery, D: TextQuery>(ctx: &Ctx<'_>, src: &mut S, dst: 
     let mut copied = 0u64;
     let mut outstanding: Option<(u64, u64)> = None; // (chunk, rows)
     let mut abandoned_in_a_row = 0;
+    // Where the time goes: reading the source, staging, waiting for merges.
+    let (mut t_read, mut t_stage, mut t_wait) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     loop {
         if abandoned_in_a_row >= MAX_ABANDONED {
             return Err(Error::Other(format!(
@@ -398,12 +394,18 @@ async fn copy_pair<S: TextQuery, D: TextQuery>(ctx: &Ctx<'_>, src: &mut S, dst: 
         let mut b = Binder::new(src.dialect());
         let after_opt = (!after.is_empty()).then_some(&after);
         let sql = src_sql.chunk_sql(&mut b, after_opt, ctx.opts.chunk_rows.max(1));
-        let rows = exec(src, &sql, b.values.clone()).await?;
-        tracing::debug!(pair = %s.name, chunk, %sql, after = ?after, rows = rows.len(), first = ?rows.first().map(|r| key_of(s, r)), last = ?rows.last().map(|r| key_of(s, r)), "chunk read");
+        let t = Instant::now();
+        let rows = exec(src, &sql, b.values).await?;
+        t_read += t.elapsed();
+        tracing::debug!(pair = %s.name, chunk, after = ?after, rows = rows.len(), first = ?rows.first().map(|r| key_of(s, r)), last = ?rows.last().map(|r| key_of(s, r)), "chunk read");
+        let t = Instant::now();
         stage(ctx, dst, &rows, chunk).await?;
+        t_stage += t.elapsed();
         let mut doomed = false;
         if let Some((prev, prev_rows)) = outstanding.take() {
+            let t = Instant::now();
             let p = wait_merged(ctx, dst, &run, prev).await?;
+            t_wait += t.elapsed();
             if p.chunk == prev && p.outcome == "applied" {
                 copied += prev_rows;
                 abandoned_in_a_row = 0;
@@ -445,6 +447,10 @@ async fn copy_pair<S: TextQuery, D: TextQuery>(ctx: &Ctx<'_>, src: &mut S, dst: 
     }
     finish(ctx, dst).await?;
     let key = key_json(&after).unwrap_or_default();
-    tracing::info!(pair = %s.name, rows = copied, last_key = %key, "backfill done");
+    tracing::info!(
+        pair = %s.name, rows = copied, last_key = %key,
+        read_s = t_read.as_secs_f64(), stage_s = t_stage.as_secs_f64(), wait_s = t_wait.as_secs_f64(),
+        "backfill done"
+    );
     Ok(PairResult { pair: s.name.clone(), rows: copied, resumed_at, chunks: chunk, seconds: started.elapsed().as_secs_f64(), skipped: None })
 }

@@ -34,6 +34,7 @@
 
 pub mod copy;
 pub mod display;
+pub mod load;
 pub mod progress;
 pub mod staging;
 pub mod window;

@@ -6,7 +6,9 @@
 //! `CREATE TABLE … AS SELECT`, so values convert exactly as they would into
 //! the table itself), the pair's key as primary key, and `tandem_bf_chunk`,
 //! the chunk a row belongs to (0 while the pipeline restages a row, see
-//! `window`). On Postgres it is UNLOGGED: staging is scratch space, lost rows
+//! `window`). It holds at most two chunks at a time, so `tandem_bf_chunk`
+//! has no index: scanning two chunks costs less than maintaining one for
+//! every staged row. On Postgres it is UNLOGGED: staging is scratch space, lost rows
 //! only mean a chunk is copied again.
 //!
 //! The merge inserts missing rows whole and, for rows the destination already
@@ -71,7 +73,6 @@ pub fn pg_create_sql(schema: &PairSchema, state_schema: &str, staging: &str) -> 
         format!("DROP TABLE IF EXISTS {t}"),
         format!("CREATE UNLOGGED TABLE {t} AS SELECT {} FROM {dest} WITH NO DATA", cols.join(", ")),
         format!("ALTER TABLE {t} ADD COLUMN {CHUNK_COL} bigint NOT NULL DEFAULT 0, ADD PRIMARY KEY ({})", key.join(", ")),
-        format!("CREATE INDEX ON {t} ({CHUNK_COL})"),
     ]
 }
 
@@ -84,7 +85,7 @@ pub fn my_create_sql(schema: &PairSchema, state_schema: &str, staging: &str) -> 
     vec![
         format!("DROP TABLE IF EXISTS {t}"),
         format!(
-            "CREATE TABLE {t} ({CHUNK_COL} BIGINT NOT NULL DEFAULT 0, PRIMARY KEY ({}), KEY tandem_bf_chunk_i ({CHUNK_COL})) ENGINE=InnoDB \
+            "CREATE TABLE {t} ({CHUNK_COL} BIGINT NOT NULL DEFAULT 0, PRIMARY KEY ({})) ENGINE=InnoDB \
              SELECT {} FROM {dest} WHERE 1 = 0",
             key.join(", "),
             cols.join(", ")
@@ -129,8 +130,8 @@ pub fn pg_merge_sql(schema: &PairSchema, state_schema: &str, staging: &str) -> [
     ]
 }
 
-/// MySQL statements (each ending in `;\n`) that relabel restaged rows, merge
-/// chunk `chunk` into the table and empty it from staging.
+/// MySQL statements (each ending in `;\n`) that relabel restaged rows,
+/// merge chunk `chunk` into the table and empty it from staging.
 pub fn my_merge_sql(schema: &PairSchema, state_schema: &str, staging: &str, chunk: u64) -> String {
     let t = my_staging(state_schema, staging);
     let cols: Vec<String> =
@@ -149,6 +150,8 @@ pub fn my_merge_sql(schema: &PairSchema, state_schema: &str, staging: &str, chun
     let first_key = format!("{dest}.{}", my_ident(&schema.columns[schema.key[0]].my_name));
     let action = if sets.is_empty() { format!("{first_key} = {first_key}") } else { sets.join(", ") };
     let cols = cols.join(", ");
+    // Emptied in the same transaction: a staged copy of a key must never
+    // outlive its merge (the next chunk may stage that key again).
     format!(
         "UPDATE {t} SET {CHUNK_COL} = {chunk} WHERE {CHUNK_COL} = 0;\n\
          INSERT INTO {dest} ({cols}) SELECT {cols} FROM {t} WHERE {CHUNK_COL} = {chunk} ON DUPLICATE KEY UPDATE {action};\n\

@@ -255,3 +255,37 @@ async fn backfill_needs_the_running_pipeline_and_exits_2_without_it() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("`tandem run` is not running"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_killed_during_a_backfill_loses_no_chunk() {
+    const ROWS: i64 = 60_000;
+    let db = support::fresh_db("bf_runkill").await;
+    let cfg = tables(&db, From::Mysql, ROWS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = spawn_run(&cfg, &dir.path().join("run1.log"), &[], &[]);
+    let copy = backfill(&cfg, From::Mysql, &["--chunk-rows", "1000", "--max-rows-per-sec", "15000"]);
+    let pg = db.pg().await;
+    let t0 = Instant::now();
+    loop {
+        let applied: Option<i64> = pg
+            .query_opt("SELECT rows_applied FROM tandem.backfills WHERE pipeline = $1 AND pair = 'items'", &[&db.name])
+            .await
+            .unwrap()
+            .map(|r| r.get(0));
+        if applied.unwrap_or(0) >= ROWS / 3 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no progress: {applied:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // kill -9 of `tandem run` between (or inside) chunk merges, then a restart.
+    signal(&run, libc::SIGKILL);
+    let _ = run.wait();
+    run = spawn_run(&cfg, &dir.path().join("run2.log"), &[], &[]);
+    let (out, text) = tokio::task::spawn_blocking(move || finished(copy)).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}\nrun log:\n{}", std::fs::read_to_string(dir.path().join("run2.log")).unwrap_or_default());
+    let rows = converged(&db, Duration::from_secs(60)).await;
+    assert_eq!(rows.len() as i64, ROWS);
+    signal(&run, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(10)).0, Some(0));
+}

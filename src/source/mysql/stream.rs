@@ -556,7 +556,10 @@ impl Streamer {
         }
         let position = SourcePos::Mysql(self.tracker.position());
         let signals = if how == Finish::Commit { txn.signals.clone() } else { Vec::new() };
-        let ok = self.finish_txn(ev, txn, how, position.clone()).await?;
+        let watermark_only = !signals.is_empty() && !txn.echo && txn.begun.is_none() && txn.buf.is_empty();
+        // A watermark carries its own position: an Idle first could be acknowledged
+        // before the watermark's work is done.
+        let ok = if watermark_only { true } else { self.finish_txn(ev, txn, how, position.clone()).await? };
         if ok {
             for signal in signals {
                 if !self.emit(SourceEvent::Signal { position: position.clone(), signal }).await? {

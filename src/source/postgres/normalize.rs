@@ -223,7 +223,9 @@ impl Normalizer {
                         out.push(SourceEvent::Idle(pos.clone()));
                     }
                     TxnMode::Deliver if txn.seq.is_none() && txn.pending.is_empty() => {
-                        if c.end_lsn > self.start {
+                        // A watermark carries its own position: an Idle first could be
+                        // acknowledged before the watermark's work is done.
+                        if c.end_lsn > self.start && signals.is_empty() {
                             self.last_pos = self.last_pos.max(c.end_lsn);
                             out.push(SourceEvent::Idle(pos.clone()));
                         }
