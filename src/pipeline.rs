@@ -72,6 +72,16 @@ struct Batch {
 }
 
 impl Batch {
+    /// Nothing to apply up to `pos`: acknowledged now, or with the open batch.
+    fn nothing_until(&mut self, pos: SourcePos, ack: &impl Fn(&SourcePos)) {
+        if self.open {
+            self.idle = Some(pos);
+        } else {
+            ack(&pos);
+            self.acked = Some(pos);
+        }
+    }
+
     fn note_write(&mut self) {
         if self.in_txn {
             self.txn_written = true;
@@ -172,14 +182,7 @@ pub async fn run_batcher<A: BatchApplier>(
                         commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
                     }
                 }
-                SourceEvent::Idle(pos) => {
-                    if b.open {
-                        b.idle = Some(pos);
-                    } else {
-                        ack(&pos);
-                        b.acked = Some(pos);
-                    }
-                }
+                SourceEvent::Idle(pos) => b.nothing_until(pos, &ack),
                 SourceEvent::Signal { position, signal } => {
                     let Some(pair) = pair_names.iter().position(|n| *n == signal.pair) else {
                         tracing::warn!(%direction, pair = %signal.pair, "backfill watermark for a pair this config does not have; ignored");
@@ -189,13 +192,7 @@ pub async fn run_batcher<A: BatchApplier>(
                         SignalKind::Low => {
                             let key = applier.pair_key(pair).unwrap_or_default();
                             b.windows.low(pair, &key, &signal);
-                            // Nothing to apply at its position: like `Idle`.
-                            if b.open {
-                                b.idle = Some(position);
-                            } else {
-                                ack(&position);
-                                b.acked = Some(position);
-                            }
+                            b.nothing_until(position, &ack);
                         }
                         SignalKind::High => {
                             let fix = b.windows.high(pair, &signal);

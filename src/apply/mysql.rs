@@ -558,13 +558,17 @@ impl MysqlApplier {
             let ops: Vec<RowOp> = keys.iter().map(|k| RowOp::Delete(k.clone())).collect();
             render_run(&mut self.pending, &staged, &ops).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: e.reason })?;
         }
+        let mut restaged = Vec::new();
         for row in &fix.rows {
-            let mut one = String::new();
-            match render_run(&mut one, &staged, &[RowOp::Upsert(row.clone())]) {
-                Ok(()) => self.pending.push_str(&one),
+            let op = RowOp::Upsert(row.clone());
+            match render_run(&mut String::new(), &staged, std::slice::from_ref(&op)) {
+                Ok(()) => restaged.push(op),
                 Err(e) => tracing::warn!(pair = %schema.name, column = %e.column, error = %e.reason,
                     "backfill: a row changed during its chunk cannot be staged; the stream's changes decide it"),
             }
+        }
+        for ops in restaged.chunks(1000) {
+            render_run(&mut self.pending, &staged, ops).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: e.reason })?;
         }
         self.pending.push_str(&staging::my_merge_sql(&schema, &self.state_db, &s.staging, s.chunk));
         self.flush().await?;

@@ -157,17 +157,19 @@ impl Ctx<'_> {
     }
 }
 
-/// Placeholders of one dialect: `$n` on Postgres, `?` on MySQL.
-fn ph(d: Dialect, n: usize) -> String {
+/// A bound integer parameter (every parameter travels as text).
+fn int_param(b: &mut Binder, d: Dialect, v: u64) -> String {
+    let ph = b.ph(&v.to_string());
     if d == Dialect::Postgres {
-        format!("${n}")
+        format!("{ph}::text::bigint")
     } else {
-        "?".into()
+        format!("CAST({ph} AS SIGNED)")
     }
 }
 
-async fn exec<Q: TextQuery>(q: &mut Q, sql: &str, params: Vec<String>) -> Result<Vec<TextRow>> {
-    q.rows(sql, params).await
+/// `pipeline = … AND pair = …` of this pair's `backfills` row, bound in `b`.
+fn this_pair(ctx: &Ctx<'_>, b: &mut Binder) -> String {
+    format!("pipeline = {} AND pair = {}", b.ph(&ctx.cfg.pipeline), b.ph(&ctx.schema.name))
 }
 
 /// Writes a watermark at the source, in one transaction.
@@ -180,19 +182,16 @@ async fn write_signal<Q: TextQuery>(ctx: &Ctx<'_>, src: &mut Q, s: &Signal) -> R
     };
     let payload = s.to_json();
     if d == Dialect::Postgres {
-        // With synchronous_commit off the walsender would see the watermark only
-        // after the WAL writer's next cycle (up to 200 ms per chunk); on, at once.
-        exec(src, "SET synchronous_commit = on", vec![]).await?;
         // The row documents the watermark; the transactional message is what pgoutput carries.
         let prefix = super::pg_message_prefix(&ctx.cfg.origin_name());
         let sql = format!(
             "WITH s AS (INSERT INTO {table} (pipeline, kind, payload) VALUES ($1, $2, $3) RETURNING id) \
              SELECT pg_logical_emit_message(true, $4, $3)::text FROM s"
         );
-        exec(src, &sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload, prefix]).await?;
+        src.rows(&sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload, prefix]).await?;
     } else {
         let sql = format!("INSERT INTO {table} (pipeline, kind, payload, created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))");
-        exec(src, &sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload]).await?;
+        src.rows(&sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload]).await?;
     }
     Ok(())
 }
@@ -200,16 +199,16 @@ async fn write_signal<Q: TextQuery>(ctx: &Ctx<'_>, src: &mut Q, s: &Signal) -> R
 async fn read_progress<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<Option<Progress>> {
     let d = dst.dialect();
     let t = |e: &str| if d == Dialect::Postgres { format!("({e})::text") } else { format!("CAST({e} AS CHAR)") };
+    let mut b = Binder::new(d);
     let sql = format!(
-        "SELECT run, {}, outcome, {}, {}, last_key, status, source FROM {} WHERE pipeline = {} AND pair = {}",
+        "SELECT run, {}, outcome, {}, {}, last_key, status, source FROM {} WHERE {}",
         t("chunk"),
         t("rows_applied"),
         t("rows_total"),
         ctx.state_table(d, "backfills"),
-        ph(d, 1),
-        ph(d, 2)
+        this_pair(ctx, &mut b)
     );
-    let rows = exec(dst, &sql, vec![ctx.cfg.pipeline.clone(), ctx.schema.name.clone()]).await?;
+    let rows = dst.rows(&sql, b.values).await?;
     let Some(r) = rows.into_iter().next() else { return Ok(None) };
     let num = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<u64>().ok());
     Ok(Some(Progress {
@@ -229,40 +228,41 @@ async fn read_progress<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<Optio
 async fn register<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, run: &str, total: u64, resume: bool) -> Result<()> {
     let d = dst.dialect();
     let table = ctx.state_table(d, "backfills");
-    let p = ctx.cfg.pipeline.clone();
-    let pair = ctx.schema.name.clone();
-    let from = ctx.opts.from.as_str().to_string();
+    let mut b = Binder::new(d);
     if resume {
         let sql = format!(
-            "UPDATE {table} SET run = {}, chunk = 0, outcome = 'none', status = 'running', rows_total = {} WHERE pipeline = {} AND pair = {}",
-            ph(d, 1),
-            if d == Dialect::Postgres { "$2::text::bigint" } else { "CAST(? AS SIGNED)" },
-            ph(d, 3),
-            ph(d, 4)
+            "UPDATE {table} SET run = {}, chunk = 0, outcome = 'none', status = 'running', rows_total = {} WHERE {}",
+            b.ph(run),
+            int_param(&mut b, d, total),
+            this_pair(ctx, &mut b)
         );
-        exec(dst, &sql, vec![run.into(), total.to_string(), p, pair]).await?;
+        dst.rows(&sql, b.values).await?;
         return Ok(());
     }
-    exec(dst, &format!("DELETE FROM {table} WHERE pipeline = {} AND pair = {}", ph(d, 1), ph(d, 2)), vec![p.clone(), pair.clone()]).await?;
-    let (now, total_ph) = if d == Dialect::Postgres { ("now()", "$5::text::bigint") } else { ("UTC_TIMESTAMP(6)", "CAST(? AS SIGNED)") };
+    let sql = format!("DELETE FROM {table} WHERE {}", this_pair(ctx, &mut b));
+    dst.rows(&sql, std::mem::take(&mut b.values)).await?;
+    let mut b = Binder::new(d);
+    let now = if d == Dialect::Postgres { "now()" } else { "UTC_TIMESTAMP(6)" };
     let sql = format!(
         "INSERT INTO {table} (pipeline, pair, source, run, chunk, outcome, rows_applied, rows_total, last_key, status, started_at, updated_at) \
-         VALUES ({}, {}, {}, {}, 0, 'none', 0, {total_ph}, NULL, 'running', {now}, {now})",
-        ph(d, 1),
-        ph(d, 2),
-        ph(d, 3),
-        ph(d, 4)
+         VALUES ({}, {}, {}, {}, 0, 'none', 0, {}, NULL, 'running', {now}, {now})",
+        b.ph(&ctx.cfg.pipeline),
+        b.ph(&ctx.schema.name),
+        b.ph(ctx.opts.from.as_str()),
+        b.ph(run),
+        int_param(&mut b, d, total)
     );
-    exec(dst, &sql, vec![p, pair, from, run.into(), total.to_string()]).await?;
+    dst.rows(&sql, b.values).await?;
     Ok(())
 }
 
 async fn finish<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<()> {
     let d = dst.dialect();
-    let sql = format!("UPDATE {} SET status = 'done' WHERE pipeline = {} AND pair = {}", ctx.state_table(d, "backfills"), ph(d, 1), ph(d, 2));
-    exec(dst, &sql, vec![ctx.cfg.pipeline.clone(), ctx.schema.name.clone()]).await?;
+    let mut b = Binder::new(d);
+    let sql = format!("UPDATE {} SET status = 'done' WHERE {}", ctx.state_table(d, "backfills"), this_pair(ctx, &mut b));
+    dst.rows(&sql, b.values).await?;
     let side = if d == Dialect::Postgres { Side::Postgres } else { Side::Mysql };
-    exec(dst, &staging::drop_sql(side, &ctx.cfg.state_schema, &staging::staging_name(&ctx.cfg.pipeline, &ctx.schema.name)), vec![]).await?;
+    dst.rows(&staging::drop_sql(side, &ctx.cfg.state_schema, &staging::staging_name(&ctx.cfg.pipeline, &ctx.schema.name)), vec![]).await?;
     Ok(())
 }
 
@@ -347,12 +347,14 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
     let resume = progress.as_ref().is_some_and(|p| p.status == "running" && p.source == ctx.opts.from.as_str() && !p.last_key.is_empty());
     if ctx.opts.all && !resume {
         let dest_sql = SideSql::new(dst.dialect(), s).map_err(|e| Error::Schema { pair: s.name.clone(), message: e })?;
-        let any = exec(dst, &dest_sql.chunk_sql(&mut Binder::new(dst.dialect()), None, 1), Binder::new(dst.dialect()).values).await?;
+        let mut b = Binder::new(dst.dialect());
+        let sql = dest_sql.chunk_sql(&mut b, None, 1);
+        let any = dst.rows(&sql, b.values).await?;
         if !any.is_empty() {
             return Ok(PairResult { pair: s.name.clone(), rows: 0, resumed_at: 0, chunks: 0, seconds: 0.0, skipped: Some("the destination table is not empty".into()) });
         }
     }
-    let total: u64 = exec(src, &src_sql.count_sql(), vec![]).await?.first().and_then(|r| r[0].as_deref()).and_then(|t| t.parse().ok()).unwrap_or(0);
+    let total: u64 = src.rows(&src_sql.count_sql(), vec![]).await?.first().and_then(|r| r[0].as_deref()).and_then(|t| t.parse().ok()).unwrap_or(0);
     let run = format!("{:x}", chrono::Utc::now().timestamp_micros());
     register(ctx, dst, &run, total, resume).await?;
     let staging_name = staging::staging_name(&ctx.cfg.pipeline, &s.name);
@@ -361,11 +363,16 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
         Side::Mysql => staging::my_create_sql(s, &ctx.cfg.state_schema, &staging_name),
     };
     for sql in create {
-        exec(dst, &sql, vec![]).await?;
+        dst.rows(&sql, vec![]).await?;
+    }
+    if src.dialect() == Dialect::Postgres {
+        // With synchronous_commit off the walsender would see each watermark only
+        // after the WAL writer's next cycle (up to 200 ms per chunk); on, at once.
+        src.rows("SET synchronous_commit = on", vec![]).await?;
     }
     if dst_side == Side::Mysql {
         // Staging rows need not reach the binlog; without the privilege they are just ignored by the reader.
-        let _ = exec(dst, "SET SESSION sql_log_bin = 0", vec![]).await;
+        let _ = dst.rows("SET SESSION sql_log_bin = 0", vec![]).await;
     }
     let (mut after, resumed_at) = match (&progress, resume) {
         (Some(p), true) => (p.last_key.clone(), p.rows_applied),
@@ -395,7 +402,7 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
         let after_opt = (!after.is_empty()).then_some(&after);
         let sql = src_sql.chunk_sql(&mut b, after_opt, ctx.opts.chunk_rows.max(1));
         let t = Instant::now();
-        let rows = exec(src, &sql, b.values).await?;
+        let rows = src.rows(&sql, b.values).await?;
         t_read += t.elapsed();
         tracing::debug!(pair = %s.name, chunk, after = ?after, rows = rows.len(), first = ?rows.first().map(|r| key_of(s, r)), last = ?rows.last().map(|r| key_of(s, r)), "chunk read");
         let t = Instant::now();

@@ -532,7 +532,7 @@ impl Streamer {
 
     /// Ends the open transaction (if any) at event `ev`.
     async fn finish_open(&mut self, ev: &Event, how: Finish) -> Result<bool> {
-        let Some(txn) = self.txn.take() else {
+        let Some(mut txn) = self.txn.take() else {
             if let Tracker::File { pos, .. } = &mut self.tracker {
                 if ev.header().log_pos() != 0 {
                     *pos = ev.header().log_pos() as u64;
@@ -555,7 +555,7 @@ impl Streamer {
             _ => tracing::warn!(gtid = ?txn.gtid, "transaction without a usable GTID: position not advanced"),
         }
         let position = SourcePos::Mysql(self.tracker.position());
-        let signals = if how == Finish::Commit { txn.signals.clone() } else { Vec::new() };
+        let signals = if how == Finish::Commit { std::mem::take(&mut txn.signals) } else { Vec::new() };
         let watermark_only = !signals.is_empty() && !txn.echo && txn.begun.is_none() && txn.buf.is_empty();
         // A watermark carries its own position: an Idle first could be acknowledged
         // before the watermark's work is done.

@@ -73,6 +73,8 @@ pub struct Normalizer {
     relations: HashMap<u32, RelationEntry>,
     types: HashMap<u32, TypeInfo>,
     origin_to_skip: String,
+    /// Prefix of this pipeline's backfill watermark messages.
+    signal_prefix: String,
     chunk_rows: usize,
     start: Lsn,
     last_seq: u64,
@@ -89,6 +91,7 @@ impl Normalizer {
             pairs,
             relations: HashMap::new(),
             types: HashMap::new(),
+            signal_prefix: crate::backfill::pg_message_prefix(&origin_to_skip),
             origin_to_skip,
             chunk_rows: chunk_rows.max(1),
             start,
@@ -201,7 +204,7 @@ impl Normalizer {
             }
             PgOutputMessage::Message(m) => {
                 // Transactional messages of this pipeline's prefix are backfill watermarks.
-                if m.flags & 1 == 1 && m.prefix == crate::backfill::pg_message_prefix(&self.origin_to_skip) {
+                if m.flags & 1 == 1 && m.prefix == self.signal_prefix {
                     let txn = self.txn.as_mut().ok_or_else(|| outside("Message"))?;
                     match serde_json::from_slice::<crate::backfill::Signal>(&m.content) {
                         Ok(signal) => txn.signals.push(signal),
