@@ -26,7 +26,14 @@ use crate::{Error, Result};
 use std::time::{Duration, Instant};
 
 /// Chunks the pipeline may abandon in a row before the backfill gives up.
-const MAX_ABANDONED: u32 = 3;
+/// A pipeline restart (a deadlock under load) abandons the chunk in flight,
+/// and a busy destination can deadlock again: retries back off (`retry_pause`).
+const MAX_ABANDONED: u32 = 12;
+
+/// The pause before copying again after `n` abandoned chunks in a row.
+fn retry_pause(n: u32) -> Duration {
+    Duration::from_millis(200 * u64::from(n)).min(Duration::from_secs(3))
+}
 
 /// What to copy and how fast.
 #[derive(Debug, Clone)]
@@ -432,6 +439,7 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
         write_signal(ctx, src, &low).await?;
         if doomed {
             wait_merged(ctx, dst, &run, chunk).await?;
+            tokio::time::sleep(retry_pause(abandoned_in_a_row)).await;
             continue;
         }
         if rows.is_empty() {
@@ -441,6 +449,7 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
             }
             abandoned_in_a_row += 1;
             after = p.last_key.clone();
+            tokio::time::sleep(retry_pause(abandoned_in_a_row)).await;
             continue;
         }
         after = low.last_key.clone();
