@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub const CHANGES_READ: &str = "tandem_changes_read_total";
 pub const CHANGES_APPLIED: &str = "tandem_changes_applied_total";
 pub const ECHO_SUPPRESSED: &str = "tandem_echo_suppressed_total";
+pub const ECHO_FORWARDED: &str = "tandem_echo_forwarded_total";
 pub const CONFLICTS: &str = "tandem_conflicts_total";
 pub const OWNERSHIP_VIOLATIONS: &str = "tandem_ownership_violations_total";
 pub const QUARANTINED: &str = "tandem_quarantined_total";
@@ -34,6 +35,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CHANGES_READ, "Row changes read from the source stream, by direction."),
     (CHANGES_APPLIED, "Row changes applied to the destination, by direction, pair and op."),
     (ECHO_SUPPRESSED, "Source transactions dropped because tandem itself wrote them, by direction."),
+    (ECHO_FORWARDED, "Row writes of tandem sent back to the other side because they met a row this side deleted and re-created concurrently, by direction."),
     (CONFLICTS, "Column conflicts decided, by pair, policy and winner."),
     (OWNERSHIP_VIOLATIONS, "Changes to a column by the side that does not own it, by pair and side."),
     (QUARANTINED, "Changes the destination rejected and that were quarantined, by direction and pair."),

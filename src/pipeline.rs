@@ -69,6 +69,8 @@ struct Batch {
     acked: Option<SourcePos>,
     /// Backfill chunks between their watermarks (`crate::backfill`).
     windows: Windows,
+    /// `seen` of the transactions in `buffer` (`SourceEvent::Begin`).
+    seen: Option<SourcePos>,
 }
 
 impl Batch {
@@ -114,6 +116,7 @@ pub async fn run_batcher<A: BatchApplier>(
         backlog: applier.parked_pairs().await?.into_iter().collect(),
         acked: None,
         windows: Windows::default(),
+        seen: None,
     };
     for &pair in &b.backlog {
         tracing::warn!(%direction, pair = %name_of(pair_names, pair), "pair has parked changes from a pause; they are applied once its source schema is fixed");
@@ -135,7 +138,16 @@ pub async fn run_batcher<A: BatchApplier>(
             };
             let Some(event) = event else { break };
             match event {
-                SourceEvent::Begin { .. } => {
+                SourceEvent::Begin { seen, .. } => {
+                    if seen != b.seen {
+                        // One `write` holds changes of one `seen` only.
+                        if !b.buffer.is_empty() {
+                            applier.write(&b.buffer).await?;
+                            b.buffer.clear();
+                        }
+                        applier.set_seen(seen.clone());
+                        b.seen = seen;
+                    }
                     if !b.open {
                         applier.begin().await?;
                         b.open = true;

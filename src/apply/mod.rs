@@ -46,6 +46,10 @@ pub trait BatchApplier {
     /// Applies the parked changes of `pair` in order and removes them, in the
     /// open transaction; returns how many there were.
     async fn unpark(&mut self, pair: usize) -> Result<u64>;
+    /// The other side's position the source had applied when the
+    /// transactions of the next `write`s committed
+    /// (`crate::conflict::incarnation`).
+    fn set_seen(&mut self, _seen: Option<SourcePos>) {}
     /// Key column indices of `pair` (backfill windows track keys that move).
     fn pair_key(&self, _pair: usize) -> Option<Vec<usize>> {
         None

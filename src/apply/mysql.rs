@@ -22,6 +22,7 @@ use super::BatchApplier;
 use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::{key_text, mysql_text_value};
 use crate::conflict::ConflictRecord;
+use crate::conflict::incarnation::{Incarnations, SuspectLog};
 use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
 use crate::model::{Row, Value};
@@ -43,6 +44,8 @@ pub struct MysqlApplier {
     pairs: Vec<PairConfig>,
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
+    /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
+    suspects: SuspectLog,
     /// How this session's transactions are tagged for the binlog reader.
     echo: EchoMark,
     on_error: crate::config::OnError,
@@ -84,11 +87,17 @@ impl MysqlApplier {
             pending: String::with_capacity(FLUSH_BYTES + (1 << 20)),
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
+            suspects: SuspectLog::new(Side::Mysql),
             echo,
             on_error: cfg.apply.on_error,
             rejected: Vec::new(),
             fence: None,
         })
+    }
+
+    /// Shares suspects with the MySQL source of the other direction.
+    pub fn set_incarnations(&mut self, reg: std::sync::Arc<Incarnations>) {
+        self.suspects.attach(reg);
     }
 
     /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
@@ -289,6 +298,7 @@ impl BatchApplier for MysqlApplier {
     async fn rollback(&mut self) -> Result<()> {
         self.pending.clear();
         self.conflicts.clear();
+        self.suspects.clear();
         self.rejected.clear();
         self.conn.query_drop("ROLLBACK").await.map_err(Error::from)
     }
@@ -317,6 +327,10 @@ impl BatchApplier for MysqlApplier {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    fn set_seen(&mut self, seen: Option<SourcePos>) {
+        self.suspects.set_seen(seen);
     }
 
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
@@ -358,7 +372,7 @@ impl MysqlApplier {
     /// rejects it, finds the rejected change(s) one at a time and sets them aside.
     async fn write_screened(&mut self, changes: &[Change]) -> Result<()> {
         self.pending.push_str("SAVEPOINT tandem_chunk;\n");
-        let conflicts_before = self.conflicts.len();
+        let (conflicts_before, suspects_before) = (self.conflicts.len(), self.suspects.len());
         let first = match self.write_inner(changes).await {
             Ok(()) => self.flush().await,
             Err(e) => Err(e),
@@ -370,9 +384,10 @@ impl MysqlApplier {
         // Find the change(s) the destination rejects: one at a time, each under a savepoint.
         self.pending.clear();
         self.conflicts.truncate(conflicts_before);
+        self.suspects.truncate(suspects_before);
         self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_chunk").await?;
         for c in changes {
-            let before = self.conflicts.len();
+            let before = (self.conflicts.len(), self.suspects.len());
             self.pending.push_str("SAVEPOINT tandem_row;\n");
             let r = match self.write_inner(std::slice::from_ref(c)).await {
                 Ok(()) => self.flush().await,
@@ -383,7 +398,8 @@ impl MysqlApplier {
                     return Err(e);
                 }
                 self.pending.clear();
-                self.conflicts.truncate(before);
+                self.conflicts.truncate(before.0);
+                self.suspects.truncate(before.1);
                 self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_row").await?;
                 self.reject(c, e)?;
             }
@@ -414,6 +430,7 @@ impl MysqlApplier {
         self.pending.push_str(&format!("DELETE FROM {} WHERE id = {id};\nCOMMIT", self.state_table("quarantine")));
         self.flush().await?;
         self.conflicts.clear();
+        self.suspects.clear();
         Ok(None)
     }
 
@@ -436,6 +453,7 @@ impl MysqlApplier {
         let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Postgres, &mut current);
         report(&outcome, &schemas, Side::Postgres);
         self.conflicts.extend(outcome.conflicts);
+        self.suspects.note(outcome.suspects);
         for run in runs {
             let Some(schema) = schemas.iter().find(|s| s.pair == run.pair) else { continue };
             // Split long runs so one statement stays well under max_allowed_packet.
@@ -519,9 +537,16 @@ impl MysqlApplier {
             }
         }
         self.pending.push_str(", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at);\nCOMMIT");
+        let suspects = self.suspects.committing();
         match self.flush().await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.fenced_or(e).await),
+            Ok(()) => {
+                self.suspects.committed();
+                Ok(())
+            }
+            Err(e) => {
+                self.suspects.failed(&suspects);
+                Err(self.fenced_or(e).await)
+            }
         }
     }
 

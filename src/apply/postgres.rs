@@ -21,6 +21,7 @@ use super::BatchApplier;
 use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::key_text;
 use crate::conflict::ConflictRecord;
+use crate::conflict::incarnation::{Incarnations, SuspectLog};
 use crate::model::Row;
 use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
@@ -43,6 +44,8 @@ pub struct PostgresApplier {
     pairs: Vec<PairConfig>,
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
+    /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
+    suspects: SuspectLog,
     /// Per pair: the locking read of current rows and its column type OIDs.
     readers: HashMap<usize, (tokio_postgres::Statement, Vec<u32>)>,
     on_error: crate::config::OnError,
@@ -50,6 +53,8 @@ pub struct PostgresApplier {
     rejected: Vec<Rejected>,
     /// The lease epoch every checkpoint write is conditional on (`ops::lease`).
     fence: Option<i64>,
+    /// Prefix of the logical message naming the MySQL position each batch applied.
+    applied_prefix: String,
 }
 
 impl PostgresApplier {
@@ -84,11 +89,18 @@ impl PostgresApplier {
             server_identity: None,
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
+            suspects: SuspectLog::new(Side::Postgres),
             readers: HashMap::new(),
             on_error: cfg.apply.on_error,
             rejected: Vec::new(),
             fence: None,
+            applied_prefix: crate::conflict::incarnation::pg_applied_prefix(&cfg.origin_name()),
         })
+    }
+
+    /// Shares suspects with the Postgres source of the other direction.
+    pub fn set_incarnations(&mut self, reg: std::sync::Arc<Incarnations>) {
+        self.suspects.attach(reg);
     }
 
     /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
@@ -233,6 +245,7 @@ impl BatchApplier for PostgresApplier {
 
     async fn rollback(&mut self) -> Result<()> {
         self.conflicts.clear();
+        self.suspects.clear();
         self.rejected.clear();
         self.client.batch_execute("ROLLBACK").await?;
         Ok(())
@@ -253,6 +266,10 @@ impl BatchApplier for PostgresApplier {
         let (pairs, texts) = super::park::rows(&self.schemas, changes);
         self.client.execute(&sql, &[&self.pipeline, &self.direction.key(), &reason, &pairs, &texts]).await?;
         Ok(())
+    }
+
+    fn set_seen(&mut self, seen: Option<SourcePos>) {
+        self.suspects.set_seen(seen);
     }
 
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
@@ -298,22 +315,24 @@ impl PostgresApplier {
     /// rejects it, finds the rejected change(s) one at a time and sets them aside.
     async fn write_screened(&mut self, changes: &[Change]) -> Result<()> {
         self.client.batch_execute("SAVEPOINT tandem_chunk").await?;
-        let conflicts_before = self.conflicts.len();
+        let (conflicts_before, suspects_before) = (self.conflicts.len(), self.suspects.len());
         let Err(e) = self.write_inner(changes).await else { return Ok(()) };
         if !e.is_rejection() {
             return Err(e);
         }
         // Find the change(s) the destination rejects: one at a time, each under a savepoint.
         self.conflicts.truncate(conflicts_before);
+        self.suspects.truncate(suspects_before);
         self.client.batch_execute("ROLLBACK TO SAVEPOINT tandem_chunk").await?;
         for c in changes {
-            let before = self.conflicts.len();
+            let before = (self.conflicts.len(), self.suspects.len());
             self.client.batch_execute("SAVEPOINT tandem_row").await?;
             if let Err(e) = self.write_inner(std::slice::from_ref(c)).await {
                 if !e.is_rejection() {
                     return Err(e);
                 }
-                self.conflicts.truncate(before);
+                self.conflicts.truncate(before.0);
+                self.suspects.truncate(before.1);
                 self.client.batch_execute("ROLLBACK TO SAVEPOINT tandem_row").await?;
                 self.reject(c, e)?;
             }
@@ -341,6 +360,7 @@ impl PostgresApplier {
         self.client.execute(&format!("DELETE FROM {}.quarantine WHERE id = $1", pg_ident(&self.state_schema)), &[&id]).await?;
         self.client.batch_execute("COMMIT").await?;
         self.conflicts.clear();
+        self.suspects.clear();
         Ok(None)
     }
 
@@ -368,6 +388,7 @@ impl PostgresApplier {
         let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Mysql, &mut current);
         report(&outcome, &schemas, Side::Mysql);
         self.conflicts.extend(outcome.conflicts);
+        self.suspects.note(outcome.suspects);
         for run in runs {
             let Some(schema) = schemas.iter().find(|s| s.pair == run.pair) else { continue };
             match run.ops.first() {
@@ -424,7 +445,15 @@ impl PostgresApplier {
         // Stamp the transaction with the source commit time (origin LSN unused: 0/0).
         let ts = if last.commit_ts > 0 { last.commit_ts } else { chrono::Utc::now().timestamp_micros() };
         let ts_text = crate::model::value::format_timestamp(ts) + "+00";
-        self.client.query("SELECT pg_replication_origin_xact_setup('0/0', $1::text::timestamptz)", &[&ts_text]).await?;
+        // The applied MySQL position travels in the stream too: the Postgres
+        // source reads it back as `seen` of later Postgres transactions.
+        let applied = position.to_string();
+        self.client
+            .query(
+                "SELECT pg_replication_origin_xact_setup('0/0', $1::text::timestamptz), pg_logical_emit_message(true, $2::text, $3::text)",
+                &[&ts_text, &self.applied_prefix, &applied],
+            )
+            .await?;
         let upsert = "ON CONFLICT (pipeline, direction) DO UPDATE SET position = EXCLUDED.position,
                  server_identity = EXCLUDED.server_identity, updated_at = EXCLUDED.updated_at";
         let table = self.checkpoints();
@@ -446,7 +475,12 @@ impl PostgresApplier {
             let sql = format!("INSERT INTO {table} (pipeline, direction, position, server_identity, updated_at) VALUES ($1, $2, $3, $4, now()) {upsert}");
             self.client.execute(&sql, &params).await?;
         }
-        self.client.batch_execute("COMMIT").await?;
+        let suspects = self.suspects.committing();
+        if let Err(e) = self.client.batch_execute("COMMIT").await {
+            self.suspects.failed(&suspects);
+            return Err(e.into());
+        }
+        self.suspects.committed();
         Ok(())
     }
 

@@ -71,8 +71,10 @@ pub struct TxnMeta {
 /// What a source yields, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
-    /// A transaction begins. `position`/`commit_ts` may be provisional until `Commit`.
-    Begin { txn_seq: u64 },
+    /// A transaction begins. `seen`: the other side's position that had
+    /// been applied on this side when the transaction committed, when known
+    /// (`crate::conflict::incarnation`).
+    Begin { txn_seq: u64, seen: Option<SourcePos> },
     /// A chunk of changes of the open transaction, in source order.
     Changes(Vec<Change>),
     /// The open transaction committed.

@@ -20,6 +20,7 @@ use crate::apply::mysql::MysqlApplier;
 use crate::apply::postgres::PostgresApplier;
 use crate::apply::BatchApplier;
 use crate::config::{Config, Direction};
+use crate::conflict::incarnation::{Incarnations, Tracking};
 use crate::model::{BinlogPos, Lsn, SourcePos};
 use crate::pipeline::{run_batcher, BatchSettings, BatcherStats};
 use crate::schema::PairSchema;
@@ -90,16 +91,21 @@ pub async fn run_active(cfg: &Config, epochs: Option<crate::ops::lease::Epochs>,
     tracing::info!(pipeline = %cfg.pipeline, pairs = schemas.len(), "starting both directions");
     let pg_token = shutdown.child_token();
     let my_token = shutdown.child_token();
+    let reg = Arc::new(Incarnations::default());
+    // Read before either direction applies anything: each is the other side's
+    // position applied where its source resumes.
+    reg.set_resume_seen(crate::config::Side::Postgres, pg_stored_mysql_checkpoint(cfg).await?);
+    reg.set_resume_seen(crate::config::Side::Mysql, my_stored_pg_checkpoint(cfg).await?);
     let (pg_fence, my_fence) = (epochs.map(|e| e.mysql), epochs.map(|e| e.postgres));
     let forward = async {
-        let r = supervise(Direction::PostgresToMysql, &pg_token, || crate::service::state::global().track(Direction::PostgresToMysql, run_postgres_to_mysql(cfg, Arc::clone(&schemas), pg_fence, pg_token.clone()))).await;
+        let r = supervise(Direction::PostgresToMysql, &pg_token, || crate::service::state::global().track(Direction::PostgresToMysql, run_postgres_to_mysql(cfg, Arc::clone(&schemas), pg_fence, Arc::clone(&reg), pg_token.clone()))).await;
         if r.is_err() {
             my_token.cancel();
         }
         r
     };
     let backward = async {
-        let r = supervise(Direction::MysqlToPostgres, &my_token, || crate::service::state::global().track(Direction::MysqlToPostgres, run_mysql_to_postgres(cfg, Arc::clone(&schemas), my_fence, my_token.clone()))).await;
+        let r = supervise(Direction::MysqlToPostgres, &my_token, || crate::service::state::global().track(Direction::MysqlToPostgres, run_mysql_to_postgres(cfg, Arc::clone(&schemas), my_fence, Arc::clone(&reg), my_token.clone()))).await;
         if r.is_err() {
             pg_token.cancel();
         }
@@ -171,9 +177,11 @@ where
 }
 
 /// The postgres→mysql direction, until shutdown or error.
-pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, fence: Option<i64>, shutdown: CancellationToken) -> Result<BatcherStats> {
+pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, fence: Option<i64>, reg: Arc<Incarnations>, shutdown: CancellationToken) -> Result<BatcherStats> {
     let direction = Direction::PostgresToMysql;
     let mut applier = MysqlApplier::connect(cfg, Arc::clone(&schemas)).await?;
+    applier.set_incarnations(Arc::clone(&reg));
+    let seen = reg.resume_seen(crate::config::Side::Postgres);
     if let Some(epoch) = fence {
         applier.set_fence(epoch);
     }
@@ -189,6 +197,7 @@ pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
         origin_to_skip: cfg.origin_name(),
         chunk_rows: SOURCE_CHUNK_ROWS,
         status_interval: Duration::from_secs(10),
+        incarnations: Some(Tracking { reg, seen }),
     };
     let source = PostgresSource::connect(&cfg.postgres.endpoint, opts, schemas.as_ref().clone()).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
@@ -227,7 +236,28 @@ fn mysql_source_options(cfg: &Config) -> MysqlSourceOptions {
         marker_table: Some((cfg.state_schema.clone(), "origin_marker".to_string())),
         heartbeat: Duration::from_secs(5),
         signals: Some((cfg.state_schema.clone(), "signals".to_string(), cfg.pipeline.clone())),
+        incarnations: None,
     }
+}
+
+/// The `mysql→postgres` checkpoint stored in Postgres: the MySQL position
+/// applied there, the `seen` of the Postgres stream's first transactions.
+async fn pg_stored_mysql_checkpoint(cfg: &Config) -> Result<Option<SourcePos>> {
+    let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
+    let sql = format!("SELECT position FROM {}.checkpoints WHERE pipeline = $1 AND direction = $2", crate::ops::init::pg_ident(&cfg.state_schema));
+    let row = pg.query_opt(&sql, &[&cfg.pipeline, &Direction::MysqlToPostgres.key()]).await?;
+    let text: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+    Ok(text.and_then(|t| t.parse::<BinlogPos>().ok()).map(SourcePos::Mysql))
+}
+
+/// The `postgres→mysql` checkpoint stored in MySQL (see `pg_stored_mysql_checkpoint`).
+async fn my_stored_pg_checkpoint(cfg: &Config) -> Result<Option<SourcePos>> {
+    use mysql_async::prelude::Queryable;
+    let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
+    let sql = format!("SELECT position FROM `{}`.checkpoints WHERE pipeline = ? AND direction = ?", cfg.state_schema.replace('`', "``"));
+    let text: Option<String> = my.exec_first(sql, (&cfg.pipeline, Direction::PostgresToMysql.key())).await?;
+    let _ = my.disconnect().await;
+    Ok(text.and_then(|t| t.parse::<Lsn>().ok()).map(SourcePos::Postgres))
 }
 
 /// Refuses a file:position checkpoint taken on another server (after a
@@ -267,13 +297,17 @@ pub async fn record_mysql_start(cfg: &Config) -> Result<Option<BinlogPos>> {
 }
 
 /// The mysql→postgres direction, until shutdown or error.
-pub async fn run_mysql_to_postgres(cfg: &Config, schemas: Arc<Vec<PairSchema>>, fence: Option<i64>, shutdown: CancellationToken) -> Result<BatcherStats> {
+pub async fn run_mysql_to_postgres(cfg: &Config, schemas: Arc<Vec<PairSchema>>, fence: Option<i64>, reg: Arc<Incarnations>, shutdown: CancellationToken) -> Result<BatcherStats> {
     let direction = Direction::MysqlToPostgres;
     let mut applier = PostgresApplier::connect(cfg, Arc::clone(&schemas)).await?;
+    applier.set_incarnations(Arc::clone(&reg));
+    let seen = reg.resume_seen(crate::config::Side::Mysql);
+    let mut opts = mysql_source_options(cfg);
+    opts.incarnations = Some((Tracking { reg, seen }, (cfg.state_schema.clone(), "checkpoints".to_string())));
     if let Some(epoch) = fence {
         applier.set_fence(epoch);
     }
-    let mut source = MysqlSource::connect(&cfg.mysql.endpoint, mysql_source_options(cfg), schemas.as_ref().clone()).await?;
+    let mut source = MysqlSource::connect(&cfg.mysql.endpoint, opts, schemas.as_ref().clone()).await?;
     let identity = source.server_identity().await?;
     let start = match applier.checkpoint().await? {
         Some(SourcePos::Mysql(p)) => {

@@ -209,6 +209,19 @@ async fn concurrently(db: &TestDb, cfg: &PathBuf, run: InProcess, pg_sql: &str, 
     run
 }
 
+/// Both sides' rows once they are equal, or after `WAIT`: a write forwarded
+/// back (`conflict::incarnation`) takes one more trip than the barrier.
+async fn converged(db: &TestDb) -> (Rows, Rows) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (pg, my) = both_rows(db).await;
+        if pg == my || std::time::Instant::now() > deadline {
+            return (pg, my);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn both_rows(db: &TestDb) -> (Rows, Rows) {
     let pg = db.pg().await;
     let mut my = db.my().await;
@@ -717,9 +730,6 @@ async fn a_delete_wins_over_a_concurrent_update() {
 /// key) while MariaDB deletes the old row 1. Whatever is decided, both sides
 /// must end up equal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a keyed delete removes whatever row has the key at the destination (conflict::merge::merge_change, Op::Delete \
-            ignores the before-image): MariaDB's delete of the old row 1 deletes Postgres' re-inserted row 1, while at MariaDB \
-            Postgres' re-insert finds no row and is inserted — Postgres ends without row 1, MariaDB with it"]
 async fn a_reinsert_concurrent_with_a_delete_of_the_old_row_converges() {
     let (db, cfg, run) = seeded("reinsert_del", "", "", 2).await;
     let run = concurrently(
@@ -730,7 +740,7 @@ async fn a_reinsert_concurrent_with_a_delete_of_the_old_row_converges() {
         "DELETE FROM items WHERE id = 1",
     )
     .await;
-    let (pg, my) = both_rows(&db).await;
+    let (pg, my) = converged(&db).await;
     assert_eq!(pg, my, "the sides converge");
     run.stop().await;
 }
@@ -740,10 +750,6 @@ async fn a_reinsert_concurrent_with_a_delete_of_the_old_row_converges() {
 /// concurrent with the delete (delete wins); whatever is decided, both sides
 /// must end up equal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: an update of the old row is merged into the re-inserted row with the same key (conflict::merge::merge_columns \
-            cannot tell a new incarnation of the key from a concurrent update): at Postgres MariaDB's update wins column v \
-            (mysql-wins) on the new row, at MariaDB Postgres' delete + insert replace the row with v='v-pg' — the sides diverge \
-            (in the random load the same happens for owner-won columns under any policy)"]
 async fn a_reinsert_concurrent_with_an_update_of_the_old_row_converges() {
     let (db, cfg, run) = seeded("reinsert_upd", "on_conflict = \"mysql-wins\"", "", 2).await;
     let run = concurrently(
@@ -754,7 +760,7 @@ async fn a_reinsert_concurrent_with_an_update_of_the_old_row_converges() {
         "UPDATE items SET v = 'v-my' WHERE id = 1",
     )
     .await;
-    let (pg, my) = both_rows(&db).await;
+    let (pg, my) = converged(&db).await;
     assert_eq!(pg, my, "the sides converge");
     run.stop().await;
 }

@@ -342,7 +342,6 @@ async fn random_load_converges(test: &str, settings: &str, deletes: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "BUG: diverges on 1-5 of 200 keys per minute: a key deleted and re-inserted on one side races with the other side's update or delete of the old row (reproduced deterministically by conflicts::a_reinsert_concurrent_with_*_of_the_old_row_converges); needs row incarnations (row version + remembered deletes). The last-writer-wins cause found earlier is fixed (random_load_without_deletes_and_last_writer_wins_converges passes)"]
 async fn random_load_with_mixed_owners_and_last_writer_wins_converges() {
     random_load_converges("conv_lww", "on_conflict = \"last-writer-wins\"\ntimestamp_column = \"updated_at\"", true).await;
 }
@@ -361,10 +360,10 @@ async fn random_load_without_deletes_and_postgres_wins_converges() {
 
 /// Fixed priority with deletes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "BUG: delete + re-insert of a key on one side races with the other side's update or delete of the old row: \
-            the update is merged into the new row (owner/policy may let it win there) while the other side replaces the \
-            row wholesale, or the keyed delete removes the new row on one side only — see \
-            conflicts::a_reinsert_concurrent_with_*_of_the_old_row_converges"]
+#[ignore = "BUG (narrower since row incarnations, conflict::incarnation): 0-2 of 200 keys per minute still diverge under \
+            postgres-wins with deletes, e.g. an insert into a row the destination deleted whose delete its own source had not \
+            read yet when the insert was applied (not a suspect, so never forwarded); the last-writer-wins variant with \
+            deletes (the acceptance test) passes"]
 async fn random_load_with_deletes_and_postgres_wins_converges() {
     random_load_converges("conv_pgw", "on_conflict = \"postgres-wins\"", true).await;
 }

@@ -65,6 +65,7 @@ fn options(db: &TestDb) -> MysqlSourceOptions {
         marker_table: Some((db.name.clone(), "origin_marker".into())),
         heartbeat: Duration::from_millis(500),
         signals: None,
+        incarnations: None,
     }
 }
 

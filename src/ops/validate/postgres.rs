@@ -285,6 +285,7 @@ async fn origin(pg: &Client, cfg: &Config, facts: &PgFacts, r: &mut Report) -> R
         "pg_replication_origin_session_setup(text)",
         "pg_replication_origin_session_reset()",
         "pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
+        "pg_logical_emit_message(boolean, text, text)",
     ];
     if exists {
         r.info(&object, "exists (marks tandem's own writes into Postgres)");

@@ -55,6 +55,11 @@ pub struct MysqlSourceOptions {
     /// `(db, table)` of `tandem.signals` and the pipeline whose backfill
     /// watermarks in it are delivered as `SourceEvent::Signal`.
     pub signals: Option<(String, String, String)>,
+    /// Row incarnations (both directions running): the registry, and
+    /// `(db, table)` of `tandem.checkpoints`, whose `postgres_to_mysql` row
+    /// of the pipeline (`signals`) names the Postgres position each of
+    /// tandem's transactions applied.
+    pub incarnations: Option<(crate::conflict::incarnation::Tracking, (String, String))>,
 }
 
 impl MysqlSourceOptions {
@@ -66,6 +71,7 @@ impl MysqlSourceOptions {
             marker_table: None,
             heartbeat: Duration::from_secs(5),
             signals: None,
+            incarnations: None,
         }
     }
 }

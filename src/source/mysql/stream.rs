@@ -27,6 +27,8 @@ use super::gtid_set::{uuid_text, GtidSet};
 use super::rows::TableDecoder;
 use super::{Flavor, MysqlSourceOptions};
 use crate::config::{Direction, Endpoint};
+use crate::conflict::compare::key_text;
+use crate::conflict::incarnation::{deleted_key, KeyRef};
 use crate::model::{BinlogPos, Change, MariaGtid, Op, SourceEvent, SourcePos, TxnMeta};
 use crate::schema::PairSchema;
 use crate::{Error, Result};
@@ -71,6 +73,13 @@ struct OpenTxn {
     commit_ts: Option<i64>,
     /// Backfill watermarks written in this transaction.
     signals: Vec<crate::backfill::Signal>,
+    /// Echo: the Postgres position tandem's transaction applied.
+    applied: Option<SourcePos>,
+    /// Keys this transaction deleted, and pairs it truncated (tombstones).
+    deleted: Vec<KeyRef>,
+    truncated: Vec<usize>,
+    /// Echo: tandem's writes to forward (`crate::conflict::incarnation`).
+    forward: Vec<Change>,
 }
 
 /// What a TABLE_MAP's table is to tandem.
@@ -79,6 +88,8 @@ enum Route {
     Marker,
     /// `tandem.signals`: backfill watermarks.
     Signals,
+    /// `tandem.checkpoints`: the positions tandem's transactions applied.
+    Checkpoints,
     Other,
 }
 
@@ -112,6 +123,8 @@ pub(super) struct Streamer {
     last_idle: std::time::Instant,
     tx: Sender<SourceEvent>,
     shutdown: CancellationToken,
+    /// The Postgres position applied on this side as of the stream so far.
+    seen: Option<SourcePos>,
 }
 
 const DIRECTION: Direction = Direction::MysqlToPostgres;
@@ -139,6 +152,7 @@ impl Streamer {
                 return Err(Error::Other(format!("start position {other} does not fit a {flavor:?} server")));
             }
         };
+        let seen = opts.incarnations.as_ref().and_then(|(t, _)| t.seen.clone());
         Ok(Streamer {
             endpoint,
             opts,
@@ -157,6 +171,7 @@ impl Streamer {
             last_idle: std::time::Instant::now(),
             tx,
             shutdown,
+            seen,
         })
     }
 
@@ -427,6 +442,8 @@ impl Streamer {
             Route::Marker
         } else if self.opts.signals.as_ref().is_some_and(|(db, t, _)| *db == key.0 && *t == key.1) {
             Route::Signals
+        } else if self.opts.incarnations.as_ref().is_some_and(|(_, t)| *t == key) {
+            Route::Checkpoints
         } else {
             match self.decoders.get(&key) {
                 Some(d) => Route::Paired(d.clone()),
@@ -484,7 +501,7 @@ impl Streamer {
             txn.echo |= matches!(entry.route, Route::Marker);
         }
         if txn.echo {
-            return Ok(None);
+            return self.decode_echo(&re, &entry);
         }
         let dec = match &entry.route {
             Route::Paired(Ok(d)) => d.clone(),
@@ -498,7 +515,7 @@ impl Streamer {
                 txn.signals.extend(found);
                 return Ok(None);
             }
-            Route::Marker | Route::Other => return Ok(None),
+            Route::Marker | Route::Checkpoints | Route::Other => return Ok(None),
         };
         let colmap = match &entry.colmap {
             Ok(m) => m,
@@ -517,9 +534,19 @@ impl Streamer {
         if txn.begun.is_none() {
             self.txn_seq += 1;
             txn.begun = Some(self.txn_seq);
-            out.push(SourceEvent::Begin { txn_seq: self.txn_seq });
+            out.push(SourceEvent::Begin { txn_seq: self.txn_seq, seen: self.seen.clone() });
         }
         if !txn.buf.is_empty() {
+            if self.opts.incarnations.is_some() {
+                for c in &txn.buf {
+                    if c.op == Op::Truncate {
+                        txn.truncated.push(c.pair);
+                    } else if txn.deleted.len() < crate::conflict::incarnation::MAX_TOMBSTONES {
+                        let schema = self.pairs.values().find(|p| p.pair == c.pair);
+                        txn.deleted.extend(schema.and_then(|p| deleted_key(c, p)));
+                    }
+                }
+            }
             out.push(SourceEvent::Changes(std::mem::take(&mut txn.buf)));
         }
         for ev in out {
@@ -571,7 +598,28 @@ impl Streamer {
     }
 
     /// Delivers (or drops) a finished transaction ending at `position`.
-    async fn finish_txn(&mut self, ev: &Event, txn: OpenTxn, how: Finish, position: SourcePos) -> Result<bool> {
+    async fn finish_txn(&mut self, ev: &Event, mut txn: OpenTxn, how: Finish, position: SourcePos) -> Result<bool> {
+        if how == Finish::Commit && self.opts.incarnations.is_some() {
+            if let Some(applied) = txn.applied.take() {
+                self.seen = Some(applied);
+            }
+            if let (false, Some((t, _))) = (txn.echo, &self.opts.incarnations) {
+                t.reg.record_deletes(crate::config::Side::Mysql, std::mem::take(&mut txn.deleted), &txn.truncated, &position);
+            }
+            if txn.echo && !txn.forward.is_empty() {
+                // tandem's writes that met a row MySQL re-created: MySQL's outcome goes to Postgres.
+                ::metrics::counter!(crate::metrics::ECHO_FORWARDED, "direction" => DIRECTION.key()).increment(txn.forward.len() as u64);
+                let commit_ts = txn.commit_ts.unwrap_or(ev.header().timestamp() as i64 * 1_000_000);
+                let forward = std::mem::take(&mut txn.forward);
+                self.txn = Some(OpenTxn { buf: forward, ..Default::default() });
+                if !self.flush().await? {
+                    return Ok(false);
+                }
+                let Some(sent) = self.txn.take() else { return Ok(true) };
+                let txn_seq = sent.begun.unwrap_or(self.txn_seq);
+                return self.emit(SourceEvent::Commit(TxnMeta { position, commit_ts, origin: None, txn_seq })).await;
+            }
+        }
         if txn.echo {
             ::metrics::counter!(crate::metrics::ECHO_SUPPRESSED, "direction" => DIRECTION.key()).increment(1);
         }
@@ -618,6 +666,55 @@ impl Streamer {
             r = self.tx.send(ev) => Ok(r.is_ok()),
         }
     }
+}
+
+impl Streamer {
+    /// Reads what matters in a rows event of tandem's own transaction: the
+    /// Postgres position it applied (`tandem.checkpoints`) and, while suspects
+    /// wait (`crate::conflict::incarnation`), its writes to forward.
+    fn decode_echo(&mut self, re: &mysql_async::binlog::events::RowsEventData<'_>, entry: &TableEntry) -> Result<Option<Vec<Change>>> {
+        let Some((tracking, _)) = self.opts.incarnations.as_ref() else { return Ok(None) };
+        let Some(txn) = self.txn.as_mut() else { return Ok(None) };
+        match &entry.route {
+            Route::Checkpoints => {
+                let pipeline = self.opts.signals.as_ref().map(|(_, _, p)| p.as_str()).unwrap_or_default();
+                if let Some(lsn) = applied_in(re, &entry.tme, pipeline)? {
+                    txn.applied = Some(SourcePos::Postgres(lsn));
+                }
+            }
+            Route::Paired(Ok(dec)) if tracking.reg.pending(crate::config::Side::Mysql) => {
+                let Ok(colmap) = &entry.colmap else { return Ok(None) };
+                for c in super::rows_event::decode_rows_event(re, &entry.tme, dec, colmap)? {
+                    if tracking.reg.forward(crate::config::Side::Mysql, &(c.pair, key_text(&c.key))) {
+                        txn.forward.push(c);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+}
+
+/// The Postgres position in `pipeline`'s `postgres_to_mysql` row written by
+/// one rows event on `tandem.checkpoints` (columns: pipeline, direction,
+/// position, server_identity, updated_at).
+fn applied_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Option<crate::model::Lsn>> {
+    use mysql_async::binlog::value::BinlogValue;
+    let mut found = None;
+    for row in re.rows(tme) {
+        let (_, after) = row.map_err(|e| Error::Decode(format!("tandem.checkpoints row: {e}")))?;
+        let Some(after) = after else { continue };
+        let text = |i: usize| match after.as_ref(i) {
+            Some(BinlogValue::Value(mysql_async::Value::Bytes(b))) => Some(b.clone()),
+            _ => None,
+        };
+        if text(0).as_deref() != Some(pipeline.as_bytes()) || text(1).as_deref() != Some(Direction::PostgresToMysql.key().as_bytes()) {
+            continue;
+        }
+        found = text(2).and_then(|p| String::from_utf8(p).ok()).and_then(|p| p.parse().ok());
+    }
+    Ok(found)
 }
 
 /// The watermarks of `pipeline` inserted by one rows event on `tandem.signals`

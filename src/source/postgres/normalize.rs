@@ -21,6 +21,9 @@
 
 use super::pgoutput::{OldTuple, PgOutputMessage, Relation, Tuple, TupleValue, TypeInfo};
 use super::values::decode_text;
+use crate::config::Side;
+use crate::conflict::compare::key_text;
+use crate::conflict::incarnation::{deleted_key, Incarnations, KeyRef};
 use crate::model::{Change, Lsn, Op, Row, SourceEvent, SourcePos, TxnMeta, Value};
 use crate::schema::{PairSchema, ValueKind};
 use crate::{Error, Result};
@@ -64,6 +67,41 @@ struct OpenTxn {
     pending: Vec<Change>,
     /// Backfill watermarks carried by the transaction (logical messages).
     signals: Vec<crate::backfill::Signal>,
+    /// Echo: the MySQL position tandem's transaction applied.
+    applied: Option<SourcePos>,
+    /// Keys this transaction deleted, and pairs it truncated (tombstones).
+    deleted: Vec<KeyRef>,
+    truncated: Vec<usize>,
+    /// Echo: tandem's writes to forward (`crate::conflict::incarnation`).
+    forward: Vec<Change>,
+}
+
+impl OpenTxn {
+    fn new(final_lsn: Lsn, mode: TxnMode) -> Self {
+        OpenTxn {
+            final_lsn,
+            origin: None,
+            mode,
+            seq: None,
+            pending: Vec::new(),
+            signals: Vec::new(),
+            applied: None,
+            deleted: Vec::new(),
+            truncated: Vec::new(),
+            forward: Vec::new(),
+        }
+    }
+}
+
+/// Row incarnation bookkeeping (`crate::conflict::incarnation`), when both
+/// directions run.
+#[derive(Debug)]
+struct Incarnation {
+    reg: std::sync::Arc<Incarnations>,
+    /// The MySQL position applied on this side as of the stream so far.
+    seen: Option<SourcePos>,
+    /// Prefix of the appliers' "applied position" messages.
+    applied_prefix: String,
 }
 
 /// The pgoutput → `SourceEvent` state machine.
@@ -83,6 +121,7 @@ pub struct Normalizer {
     txn: Option<OpenTxn>,
     /// Pause state last sent per pair (`SourceEvent::PairState`).
     announced: HashMap<usize, Option<String>>,
+    incarnation: Option<Incarnation>,
 }
 
 impl Normalizer {
@@ -99,7 +138,16 @@ impl Normalizer {
             last_pos: start,
             txn: None,
             announced: HashMap::new(),
+            incarnation: None,
         }
+    }
+
+    /// Tracks row incarnations with `reg`, shared with the applier writing to
+    /// Postgres; `seen` is the MySQL position applied on Postgres at `start`.
+    pub fn with_incarnations(mut self, reg: std::sync::Arc<Incarnations>, seen: Option<SourcePos>) -> Self {
+        let applied_prefix = crate::conflict::incarnation::pg_applied_prefix(&self.origin_to_skip);
+        self.incarnation = Some(Incarnation { reg, seen, applied_prefix });
+        self
     }
 
     /// Is a transaction open (Begin seen, Commit not yet)?
@@ -138,7 +186,7 @@ impl Normalizer {
                 // `start` is always the end of a record (a commit end or a keepalive
                 // wal_end), and end_lsn > final_lsn: final_lsn < start ⇔ end_lsn <= start.
                 let mode = if b.final_lsn < self.start { TxnMode::AlreadyApplied } else { TxnMode::Deliver };
-                self.txn = Some(OpenTxn { final_lsn: b.final_lsn, origin: None, mode, seq: None, pending: Vec::new(), signals: Vec::new() });
+                self.txn = Some(OpenTxn::new(b.final_lsn, mode));
             }
             PgOutputMessage::Origin(o) => {
                 let txn = self.txn.as_mut().ok_or_else(|| outside("Origin"))?;
@@ -203,6 +251,13 @@ impl Normalizer {
                 }
             }
             PgOutputMessage::Message(m) => {
+                if let Some(inc) = self.incarnation.as_ref().filter(|i| m.flags & 1 == 1 && m.prefix == i.applied_prefix) {
+                    let txn = self.txn.as_mut().ok_or_else(|| outside("Message"))?;
+                    match std::str::from_utf8(&m.content).ok().and_then(|t| t.parse::<crate::model::BinlogPos>().ok()) {
+                        Some(p) => txn.applied = Some(SourcePos::Mysql(p)),
+                        None => tracing::warn!(prefix = %inc.applied_prefix, "unreadable applied-position message ignored"),
+                    }
+                }
                 // Transactional messages of this pipeline's prefix are backfill watermarks.
                 if m.flags & 1 == 1 && m.prefix == self.signal_prefix {
                     let txn = self.txn.as_mut().ok_or_else(|| outside("Message"))?;
@@ -218,9 +273,32 @@ impl Normalizer {
                     tracing::debug!(begin = %txn.final_lsn, commit = %c.commit_lsn, "pgoutput commit LSN differs from Begin's");
                 }
                 let pos = SourcePos::Postgres(c.end_lsn);
-                let signals = if txn.mode == TxnMode::AlreadyApplied { Vec::new() } else { txn.signals };
+                let mut txn = txn;
+                let signals = if txn.mode == TxnMode::AlreadyApplied { Vec::new() } else { std::mem::take(&mut txn.signals) };
+                if let Some(inc) = self.incarnation.as_mut() {
+                    if let Some(applied) = txn.applied.take() {
+                        inc.seen = Some(applied);
+                    }
+                    if txn.mode == TxnMode::Deliver {
+                        inc.reg.record_deletes(Side::Postgres, std::mem::take(&mut txn.deleted), &txn.truncated, &pos);
+                    }
+                }
                 match txn.mode {
                     TxnMode::AlreadyApplied => {}
+                    TxnMode::EchoSkip if !txn.forward.is_empty() => {
+                        // tandem's writes that met a row Postgres re-created: Postgres' outcome goes to MySQL.
+                        ::metrics::counter!(crate::metrics::ECHO_FORWARDED, "direction" => crate::config::Direction::PostgresToMysql.key())
+                            .increment(txn.forward.len() as u64);
+                        let txn_seq = self.begin(out);
+                        out.push(SourceEvent::Changes(txn.forward));
+                        self.last_pos = self.last_pos.max(c.end_lsn);
+                        out.push(SourceEvent::Commit(TxnMeta {
+                            position: pos.clone(),
+                            commit_ts: super::pgoutput::pg_time_to_unix_micros(c.commit_ts),
+                            origin: None,
+                            txn_seq,
+                        }));
+                    }
                     TxnMode::EchoSkip => {
                         self.last_pos = self.last_pos.max(c.end_lsn);
                         out.push(SourceEvent::Idle(pos.clone()));
@@ -260,12 +338,27 @@ impl Normalizer {
 
     fn begin(&mut self, out: &mut Vec<SourceEvent>) -> u64 {
         self.last_seq += 1;
-        out.push(SourceEvent::Begin { txn_seq: self.last_seq });
+        let seen = self.incarnation.as_ref().and_then(|i| i.seen.clone());
+        out.push(SourceEvent::Begin { txn_seq: self.last_seq, seen });
         self.last_seq
     }
 
     /// Queues a change of the open transaction; emits a chunk when full.
+    /// In an echo (decoded only while suspects wait), keeps the changes to forward.
     fn push(&mut self, change: Change, out: &mut Vec<SourceEvent>) {
+        if let (Some(inc), Some(txn)) = (self.incarnation.as_ref(), self.txn.as_mut()) {
+            if txn.mode == TxnMode::EchoSkip {
+                if change.op != Op::Truncate && inc.reg.forward(Side::Postgres, &(change.pair, key_text(&change.key))) {
+                    txn.forward.push(change);
+                }
+                return;
+            }
+            if change.op == Op::Truncate {
+                txn.truncated.push(change.pair);
+            } else if txn.deleted.len() < crate::conflict::incarnation::MAX_TOMBSTONES {
+                txn.deleted.extend(self.pairs.get(change.pair).and_then(|p| deleted_key(&change, p)));
+            }
+        }
         let full = match self.txn.as_mut() {
             Some(txn) => {
                 txn.pending.push(change);
@@ -298,8 +391,10 @@ impl Normalizer {
         let entry = self.relations.get(&rel_id).ok_or_else(|| {
             Error::Protocol(format!("pgoutput {what} for relation {rel_id} before its Relation message"))
         })?;
+        let forwarding = txn.mode == TxnMode::EchoSkip && self.incarnation.as_ref().is_some_and(|i| i.reg.pending(Side::Postgres));
         match (&entry.mapping, txn.mode) {
             (Some(map), TxnMode::Deliver) => build(self, map).map(Some),
+            (Some(map), TxnMode::EchoSkip) if forwarding => build(self, map).map(Some),
             _ => Ok(None),
         }
     }

@@ -34,6 +34,8 @@ pub struct PostgresSourceOptions {
     pub chunk_rows: usize,
     /// How often to send a standby status update when nothing else triggers one.
     pub status_interval: Duration,
+    /// Row incarnations, when both directions run (`crate::conflict::incarnation`).
+    pub incarnations: Option<crate::conflict::incarnation::Tracking>,
 }
 
 impl PostgresSourceOptions {
@@ -46,6 +48,7 @@ impl PostgresSourceOptions {
             origin_to_skip: name,
             chunk_rows: 1000,
             status_interval: Duration::from_secs(10),
+            incarnations: None,
         }
     }
 }
@@ -98,6 +101,9 @@ impl PostgresSource {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut session = Session { stream, acked, acked_open: true, ticker, shutdown, tx, start };
         let mut normalizer = Normalizer::new(pairs, opts.origin_to_skip.clone(), opts.chunk_rows, start);
+        if let Some(t) = &opts.incarnations {
+            normalizer = normalizer.with_incarnations(std::sync::Arc::clone(&t.reg), t.seen.clone());
+        }
         let result = session.pump(&mut normalizer).await;
         match result {
             Ok(()) => session.finish().await,
