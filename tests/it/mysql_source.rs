@@ -481,3 +481,37 @@ fn endpoint_template() -> Endpoint {
         client_key: None,
     }
 }
+
+/// MariaDB prints a 4-byte character of an ENUM/SET definition as `?`
+/// (information_schema, SHOW CREATE TABLE): the labels are read back as stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enum_and_set_labels_with_4_byte_characters_are_read_as_stored() {
+    use tandem::source::mysql::columns::{load_table, Codec};
+    let db = fresh_db("mysql_source_labels").await;
+    let mut my = db.my().await;
+    exec(
+        &mut my,
+        r"CREATE TABLE labels (id INT PRIMARY KEY,
+            e ENUM('😀 joy','it''s','a,b','(x)','b\\s','?','𝄞 clef','plain') CHARACTER SET utf8mb4,
+            s SET('😀','x''y','p(q)') CHARACTER SET utf8mb4,
+            `we``ird` ENUM('é?','😀') CHARACTER SET utf8mb4,
+            l ENUM('é','?') CHARACTER SET latin1,
+            p ENUM('a','b'))",
+    )
+    .await;
+    // tandem's own session settings (utf8mb4, NO_BACKSLASH_ESCAPES).
+    let mut meta = tandem::db::connect_mysql(&endpoint(&db)).await.expect("connect");
+    let table = load_table(&mut meta, &db.name, "labels", true).await.expect("load_table");
+    let codecs: Vec<(&str, &Codec)> = table.columns.iter().map(|c| (c.name.as_str(), &c.codec)).collect();
+    let labels = |v: &[&str]| v.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        codecs[1..],
+        [
+            ("e", &Codec::Enum(labels(&["😀 joy", "it's", "a,b", "(x)", "b\\s", "?", "𝄞 clef", "plain"]))),
+            ("s", &Codec::Set(labels(&["😀", "x'y", "p(q)"]))),
+            ("we`ird", &Codec::Enum(labels(&["é?", "😀"]))),
+            ("l", &Codec::Enum(labels(&["é", "?"]))),
+            ("p", &Codec::Enum(labels(&["a", "b"]))),
+        ]
+    );
+}

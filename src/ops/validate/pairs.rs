@@ -161,22 +161,20 @@ async fn read_my(my: &mut Conn, t: &TableName, mariadb: bool) -> Res<Option<MyTa
         )
         .await
         .map_err(my_err)?;
-    let columns = cols
-        .iter()
-        .map(|row| {
-            let name = text(row, 0).unwrap_or_default();
-            let extra = text(row, 3).unwrap_or_default().to_ascii_uppercase();
-            MyColumn {
-                ty: MyType {
-                    column_type: text(row, 1).unwrap_or_default(),
-                    charset: text(row, 2),
-                    json_check: checks.iter().any(|c| is_json_check(c, &name)),
-                },
-                generated: extra.contains("VIRTUAL GENERATED") || extra.contains("STORED GENERATED") || extra.contains("PERSISTENT"),
-                name,
-            }
-        })
-        .collect();
+    let mut columns = Vec::with_capacity(cols.len());
+    for row in &cols {
+        let name = text(row, 0).unwrap_or_default();
+        let extra = text(row, 3).unwrap_or_default().to_ascii_uppercase();
+        let column_type = text(row, 1).unwrap_or_default();
+        let labels = crate::source::mysql::columns::labels(my, &t.schema, &t.name, &name, &column_type, mariadb)
+            .await
+            .map_err(|e| e.to_string())?;
+        columns.push(MyColumn {
+            ty: MyType { charset: text(row, 2), json_check: checks.iter().any(|c| is_json_check(c, &name)), labels, column_type },
+            generated: extra.contains("VIRTUAL GENERATED") || extra.contains("STORED GENERATED") || extra.contains("PERSISTENT"),
+            name,
+        });
+    }
     Ok(Some(MyTable {
         table_type: text(rel, 0).unwrap_or_default(),
         engine: text(rel, 1),

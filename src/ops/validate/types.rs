@@ -7,8 +7,9 @@
 //! unchanged (same integer class, same numeric precision and scale, same
 //! fractional-second digits, utf8mb4 text). The broad kinds come from
 //! `crate::schema::{pg_kind, my_kind}` (what the pipeline uses at run time);
-//! the details (widths, precision, charset, enum labels, MariaDB JSON) are
-//! checked here from the full type text.
+//! the details (widths, precision, charset, MariaDB JSON) are checked here
+//! from the full type text, enum labels from `MyType::labels` (as stored, not
+//! as COLUMN_TYPE prints them).
 
 use crate::schema::{my_kind, pg_kind, ValueKind};
 
@@ -40,16 +41,24 @@ pub struct MyType {
     pub charset: Option<String>,
     /// MariaDB JSON (a `LONGTEXT` alias): a `CHECK (json_valid(col))` covers the column.
     pub json_check: bool,
+    /// ENUM/SET labels as stored (`source::mysql::columns::labels`: exact even
+    /// where COLUMN_TYPE shows a 4-byte character as `?`); empty otherwise.
+    pub labels: Vec<String>,
 }
 
 impl MyType {
     /// A column without character set or JSON check.
     pub fn plain(column_type: &str) -> MyType {
-        MyType { column_type: column_type.to_string(), charset: None, json_check: false }
+        MyType { column_type: column_type.to_string(), charset: None, json_check: false, labels: Vec::new() }
     }
-    /// A character column of `charset`.
+    /// A character column of `charset`; ENUM/SET labels as `column_type` prints them.
     pub fn text(column_type: &str, charset: &str) -> MyType {
-        MyType { column_type: column_type.to_string(), charset: Some(charset.to_string()), json_check: false }
+        MyType {
+            column_type: column_type.to_string(),
+            charset: Some(charset.to_string()),
+            json_check: false,
+            labels: crate::source::mysql::columns::parse_labels(column_type),
+        }
     }
 }
 
@@ -299,9 +308,8 @@ fn enums(pg: &PgType, my: &MyType) -> Result<(), String> {
     if my_base(&my.column_type) != "enum" {
         return Err(format!("MySQL {} is not an ENUM", my.column_type));
     }
-    let my_labels = crate::source::mysql::columns::parse_labels(&my.column_type);
-    let only_pg: Vec<&String> = pg.labels.iter().filter(|l| !my_labels.iter().any(|m| same_label(l, m))).collect();
-    let only_my: Vec<&String> = my_labels.iter().filter(|m| !pg.labels.iter().any(|l| same_label(l, m))).collect();
+    let only_pg: Vec<&String> = pg.labels.iter().filter(|l| !my.labels.contains(l)).collect();
+    let only_my: Vec<&String> = my.labels.iter().filter(|m| !pg.labels.contains(m)).collect();
     if only_pg.is_empty() && only_my.is_empty() {
         return Ok(());
     }
@@ -314,18 +322,6 @@ fn enums(pg: &PgType, my: &MyType) -> Result<(), String> {
         parts.push(format!("only in MySQL: {}", list(&only_my)));
     }
     Err(format!("enum labels differ ({}): give both types the same labels", parts.join("; ")))
-}
-
-/// MariaDB prints ENUM definitions through utf8mb3 (information_schema and
-/// SHOW CREATE TABLE alike): a character outside the BMP (emoji) shows as `?`
-/// although the label itself is stored intact. Such a `?` matches any one
-/// non-BMP character of the Postgres label.
-fn same_label(pg: &str, my: &str) -> bool {
-    if pg == my {
-        return true;
-    }
-    let (p, m): (Vec<char>, Vec<char>) = (pg.chars().collect(), my.chars().collect());
-    p.len() == m.len() && p.iter().zip(&m).all(|(a, b)| a == b || (*b == '?' && u32::from(*a) > 0xFFFF))
 }
 
 fn quoted_labels(labels: &[String]) -> String {
@@ -523,7 +519,7 @@ mod tests {
 
     #[test]
     fn mariadb_json_is_a_checked_longtext() {
-        let checked = MyType { column_type: "longtext".into(), charset: Some("utf8mb4".into()), json_check: true };
+        let checked = MyType { json_check: true, ..MyType::text("longtext", "utf8mb4") };
         assert_eq!(supported(&PgType::base("jsonb"), &checked), Ok(()));
         let plain = MyType::text("longtext", "utf8mb4");
         assert!(supported(&PgType::base("jsonb"), &plain).unwrap_err().contains("JSON"));
@@ -537,11 +533,12 @@ mod tests {
         let e = supported(&pg, &MyType::text("enum('happy','ok')", "utf8mb4")).unwrap_err();
         assert!(e.contains("only in Postgres: 'sad'") && e.contains("only in MySQL: 'ok'"), "{e}");
         assert!(supported(&pg, &MyType::text("varchar(10)", "utf8mb4")).unwrap_err().contains("ENUM('happy','sad')"));
-        // MariaDB shows an emoji in an ENUM definition as `?`.
+        // Labels compare exactly: the MySQL ones are read as stored, so a `?`
+        // (how MariaDB prints an emoji in COLUMN_TYPE) is a different label.
         let emoji = PgType { name: "mood".into(), typtype: 'e', labels: vec!["😀 joy".into(), "it's".into()] };
-        assert_eq!(supported(&emoji, &MyType::text("enum('? joy','it''s')", "utf8mb4")), Ok(()));
-        assert!(supported(&emoji, &MyType::text("enum('?? joy','it''s')", "utf8mb4")).is_err());
-        assert!(supported(&PgType { labels: vec!["é joy".into()], ..emoji }, &MyType::text("enum('? joy')", "utf8mb4")).is_err());
+        assert_eq!(supported(&emoji, &MyType::text("enum('😀 joy','it''s')", "utf8mb4")), Ok(()));
+        let printed = supported(&emoji, &MyType::text("enum('? joy','it''s')", "utf8mb4")).unwrap_err();
+        assert!(printed.contains("only in Postgres: '😀 joy'") && printed.contains("only in MySQL: '? joy'"), "{printed}");
         // pg_kind alone cannot see an enum by its name.
         assert_eq!(pg_kind("mood"), ValueKind::Unsupported);
         assert_eq!(pg_value_kind(&pg), ValueKind::Enum);

@@ -7,6 +7,13 @@
 //! are not in the row image either, so they are read here, at connect and after
 //! every DDL. Invariant: a `TableColumns` describes one table version; callers
 //! check that the binlog's column count matches before decoding with it.
+//!
+//! ENUM/SET labels are exact, never as printed: MariaDB prints type definitions
+//! (COLUMN_TYPE, SHOW CREATE TABLE, SHOW COLUMNS) through utf8mb3, so a 4-byte
+//! character (emoji) shows as `?`. When a label parsed from COLUMN_TYPE holds a
+//! `?`, `labels` reads the stored ones back as values of the column's type
+//! (`stored_labels`). MySQL 8 has no anonymous blocks: there the printed
+//! labels are used as they are.
 
 use mysql_async::prelude::Queryable;
 
@@ -130,7 +137,9 @@ pub fn codec_for(data_type: &str, column_type: &str, charset: Option<&str>, json
 }
 
 /// Labels of `enum('a','b''c','d\\e')` / `set(...)` as information_schema
-/// prints them: quotes doubled, backslashes escaped.
+/// prints them: quotes doubled; backslash, newline, carriage return and NUL
+/// escaped as `\\`, `\n`, `\r`, `\0`; commas and parentheses inside quotes
+/// are label text. Characters MariaDB could not print are `?` (see `labels`).
 pub fn parse_labels(column_type: &str) -> Vec<String> {
     let body = match (column_type.find('('), column_type.rfind(')')) {
         (Some(a), Some(b)) if a < b => &column_type[a + 1..b],
@@ -143,16 +152,22 @@ pub fn parse_labels(column_type: &str) -> Vec<String> {
             continue; // separators
         }
         let mut label = String::new();
+        let mut closed = false;
         while let Some(c) = chars.next() {
             match c {
                 '\'' if chars.peek() == Some(&'\'') => {
                     chars.next();
                     label.push('\'');
                 }
-                '\'' => break,
+                '\'' => {
+                    closed = true;
+                    break;
+                }
                 '\\' => match chars.next() {
                     Some('n') => label.push('\n'),
+                    Some('r') => label.push('\r'),
                     Some('t') => label.push('\t'),
+                    Some('Z') => label.push('\x1a'),
                     Some('0') => label.push('\0'),
                     Some(other) => label.push(other),
                     None => label.push('\\'),
@@ -160,7 +175,9 @@ pub fn parse_labels(column_type: &str) -> Vec<String> {
                 other => label.push(other),
             }
         }
-        labels.push(label);
+        if closed {
+            labels.push(label);
+        }
     }
     labels
 }
@@ -191,7 +208,7 @@ pub async fn load_table(conn: &mut mysql_async::Conn, db: &str, table: &str, mar
     } else {
         Vec::new()
     };
-    let columns = rows
+    let mut columns: Vec<SourceColumn> = rows
         .into_iter()
         .map(|(name, column_type, data_type, charset, extra)| {
             let json_check = checks.iter().any(|c| is_json_check(c, &name));
@@ -204,7 +221,81 @@ pub async fn load_table(conn: &mut mysql_async::Conn, db: &str, table: &str, mar
             }
         })
         .collect();
+    for col in &mut columns {
+        if let Codec::Enum(l) | Codec::Set(l) = &mut col.codec {
+            *l = labels(conn, db, table, &col.name, &col.column_type, mariadb).await?;
+        }
+    }
     Ok(TableColumns { db: db.to_string(), table: table.to_string(), columns })
+}
+
+/// The exact labels of ENUM/SET column `column` of `db.table`, whose
+/// COLUMN_TYPE is `column_type` (empty for any other type): parsed from it,
+/// or on MariaDB read back with `stored_labels` when one of them shows a `?`
+/// (maybe a character MariaDB could not print, maybe a real `?`: the stored
+/// labels tell).
+pub async fn labels(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+    column: &str,
+    column_type: &str,
+    mariadb: bool,
+) -> Result<Vec<String>> {
+    let starts = |p: &str| column_type.trim_start().get(..p.len()).is_some_and(|t| t.eq_ignore_ascii_case(p));
+    let set = starts("set(");
+    if !set && !starts("enum(") {
+        return Ok(Vec::new());
+    }
+    let printed = parse_labels(column_type);
+    if !mariadb || !printed.iter().any(|l| l.contains('?')) {
+        return Ok(printed);
+    }
+    stored_labels(conn, db, table, column, set, printed.len()).await
+}
+
+/// The `count` labels of ENUM (`set == false`) or SET column `column` of
+/// `db.table` as stored: a MariaDB anonymous block declares a variable
+/// `TYPE OF` the column, assigns it each label's number (ENUM index from 1,
+/// SET bit) and selects it; the value reaches the utf8mb4 session unprinted.
+/// MariaDB 10.3+. Reads only the table definition, never its rows.
+async fn stored_labels(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+    column: &str,
+    set: bool,
+    count: usize,
+) -> Result<Vec<String>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let ident = |s: &str| format!("`{}`", s.replace('`', "``"));
+    let number = if set { "1 << (i - 1)" } else { "i" };
+    let sql = format!(
+        "BEGIN NOT ATOMIC DECLARE v TYPE OF {}.{}.{}; FOR i IN 1..{count} DO SET v = {number}; SELECT v; END FOR; END",
+        ident(db),
+        ident(table),
+        ident(column)
+    );
+    let context = |msg: String| Error::Decode(format!("labels of {db}.{table} column {column}: {msg}"));
+    let mut result = conn.query_iter(sql).await?;
+    let mut labels = Vec::with_capacity(count);
+    while !result.is_empty() {
+        let rows: Vec<mysql_async::Row> = result.collect().await?;
+        for row in rows {
+            match mysql_async::Row::unwrap(row).into_iter().next() {
+                Some(mysql_async::Value::Bytes(b)) => {
+                    labels.push(String::from_utf8(b).map_err(|e| context(format!("not UTF-8: {e}")))?)
+                }
+                other => return Err(context(format!("unexpected value {other:?}"))),
+            }
+        }
+    }
+    if labels.len() != count {
+        return Err(context(format!("{} labels read back, {count} in COLUMN_TYPE", labels.len())));
+    }
+    Ok(labels)
 }
 
 /// Reads the columns of every table in `tables`.
@@ -235,6 +326,26 @@ mod tests {
         assert_eq!(parse_labels("enum('(',')')"), vec!["(", ")"]);
         assert!(parse_labels("int(11)").is_empty());
         assert!(parse_labels("garbage").is_empty());
+    }
+
+    /// Every escape MariaDB 10.11 prints in COLUMN_TYPE (checked by hex dump).
+    #[test]
+    fn labels_parse_as_mariadb_prints_them() {
+        // Doubled quotes alone, inside, and next to separators.
+        assert_eq!(parse_labels(r"enum('''','it''s','''a'',''b''')"), vec!["'", "it's", "'a','b'"]);
+        // Commas, parentheses (a lone `)` too) and quotes inside a label are text.
+        assert_eq!(parse_labels(r"set('a,b','(x)','f(1,2)',')''')"), vec!["a,b", "(x)", "f(1,2)", ")'"]);
+        // Backslash escapes; a tab and 0x1A are printed raw.
+        assert_eq!(
+            parse_labels("enum('b\\\\s','a\\nb','cr\\rx','nul\\0y','tab\there','z\u{1a}y','\\\\','\\\\''')"),
+            vec!["b\\s", "a\nb", "cr\rx", "nul\0y", "tab\there", "z\u{1a}y", "\\", "\\'"]
+        );
+        // MariaDB's `?` for a 4-byte character parses as `?` (`labels` reads those back).
+        assert_eq!(parse_labels("ENUM('? joy','é','plain')"), vec!["? joy", "é", "plain"]);
+        // A truncated definition yields its complete labels and never panics.
+        assert!(parse_labels("enum('a','b").is_empty());
+        assert_eq!(parse_labels("enum('a','b)"), vec!["a"]);
+        assert!(parse_labels("enum('a\\')").is_empty());
     }
 
     #[test]
