@@ -204,6 +204,7 @@ async fn drift_behind_tandems_back_is_reported_exactly_and_repaired_by_ownership
     // Not in the same batch: the origin must still be set when the writes commit.
     pg.batch_execute("SELECT pg_replication_origin_session_reset()").await.unwrap();
     let run = InProcess::start(&cfg).await;
+    slot_active(&pg, &db.name).await;
     let mut my = db.my().await;
     my.query_drop(
         "SET SESSION sql_log_bin = 0;
@@ -478,4 +479,18 @@ async fn repair_follows_last_writer_wins_row_ownership_and_leaves_manual_conflic
     let (code, json) = check_binary(&cfg, &["--pair", "lww"]);
     assert_eq!(code, Some(0), "{json:#}");
     assert_eq!(json["pairs"].as_array().unwrap().len(), 1);
+}
+
+/// Waits (≤ 30 s) until `tandem run` streams from the pipeline's slot: the
+/// check reports whether the pipeline runs by that.
+async fn slot_active(pg: &tokio_postgres::Client, pipeline: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = pg.query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&format!("tandem_{pipeline}")]).await.unwrap();
+        if row.is_some_and(|r| r.get::<_, bool>(0)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the slot of tandem_{pipeline} is not active after 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
