@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tandem::config::Side;
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -41,7 +41,7 @@ async fn pg_wait(pg: &tokio_postgres::Client, sql: &str, want: Option<&str>, lim
 }
 
 /// Polls a MariaDB query until its first cell is `want`.
-async fn my_wait(my: &mut mysql_async::Conn, sql: &str, want: Option<&str>, limit: Duration) {
+pub(super) async fn my_wait(my: &mut mysql_async::Conn, sql: &str, want: Option<&str>, limit: Duration) {
     let t0 = Instant::now();
     loop {
         let got = first(&my_rows(my, sql).await);
@@ -83,14 +83,14 @@ async fn items_tables(db: &TestDb) {
 const PG_ITEMS: &str = "SELECT id::text, a, b, v, to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS.US') FROM items WHERE id < 900 ORDER BY items.id";
 const MY_ITEMS: &str = "SELECT id, a, b, v, DATE_FORMAT(updated_at, '%Y-%m-%d %H:%i:%s.%f') FROM items WHERE id < 900 ORDER BY items.id";
 
-fn row(id: i32, a: &str, b: &str, v: &str, ts: Option<&str>) -> Vec<Option<String>> {
+pub(super) fn row(id: i32, a: &str, b: &str, v: &str, ts: Option<&str>) -> Vec<Option<String>> {
     vec![Some(id.to_string()), Some(a.into()), Some(b.into()), Some(v.into()), ts.map(|t| format!("{t}.000000"))]
 }
 
 /// Both directions have processed everything written before this call: a
 /// row inserted on each side (ids ≥ 900, outside `PG_ITEMS`/`MY_ITEMS`)
 /// arrived on the other side, and each source delivers in commit order.
-async fn barrier(db: &TestDb, n: i32) {
+pub(super) async fn barrier(db: &TestDb, n: i32) {
     let pg = db.pg().await;
     let mut my = db.my().await;
     let (from_pg, from_my) = (900 + 2 * n, 901 + 2 * n);
@@ -102,7 +102,7 @@ async fn barrier(db: &TestDb, n: i32) {
 
 /// Conflict rows of this pipeline in Postgres: pair, key, column, postgres
 /// value, mysql value, policy, winner, resolved (0/1).
-async fn pg_conflicts(db: &TestDb) -> Rows {
+pub(super) async fn pg_conflicts(db: &TestDb) -> Rows {
     let pg = db.pg().await;
     pg_rows(
         &pg,
@@ -116,7 +116,7 @@ async fn pg_conflicts(db: &TestDb) -> Rows {
 }
 
 /// The same from MariaDB's `tandem.conflicts`.
-async fn my_conflicts(db: &TestDb) -> Rows {
+pub(super) async fn my_conflicts(db: &TestDb) -> Rows {
     let mut my = db.my().await;
     my_rows(
         &mut my,
@@ -159,7 +159,7 @@ fn brief(rows: &Rows) -> Vec<(String, Option<String>, Option<String>, Option<Str
 /// Runs `f` in a Postgres session set up with tandem's replication origin,
 /// so its writes are not replicated (the pipeline must be stopped: the
 /// applier holds the origin while it runs).
-async fn pg_behind_tandems_back(db: &TestDb, sql: &str) {
+pub(super) async fn pg_behind_tandems_back(db: &TestDb, sql: &str) {
     let pg = db.pg().await;
     let origin = format!("tandem_{}", db.name);
     let t0 = Instant::now();
@@ -180,7 +180,7 @@ async fn pg_behind_tandems_back(db: &TestDb, sql: &str) {
 /// Creates `items`, writes the config, starts the pipeline, seeds rows
 /// `1..=n` from Postgres (`a0`, `b0`, `v0`, updated_at 2024-01-01 00:00:00)
 /// and waits until MariaDB has them.
-async fn seeded(test: &str, settings: &str, columns: &str, n: i32) -> (TestDb, PathBuf, InProcess) {
+pub(super) async fn seeded(test: &str, settings: &str, columns: &str, n: i32) -> (TestDb, PathBuf, InProcess) {
     let db = support::fresh_db(test).await;
     items_tables(&db).await;
     let cfg = db.write_config(&items_pair(&db, settings, columns));
@@ -200,7 +200,7 @@ async fn seeded(test: &str, settings: &str, columns: &str, n: i32) -> (TestDb, P
 
 /// Pipeline stopped: `pg_sql` runs in Postgres and `my_sql` in MariaDB; then
 /// the pipeline restarts and both directions catch up (barrier).
-async fn concurrently(db: &TestDb, cfg: &PathBuf, run: InProcess, pg_sql: &str, my_sql: &str) -> InProcess {
+pub(super) async fn concurrently(db: &TestDb, cfg: &PathBuf, run: InProcess, pg_sql: &str, my_sql: &str) -> InProcess {
     run.stop().await;
     db.pg().await.batch_execute(pg_sql).await.unwrap();
     db.my().await.query_drop(my_sql).await.unwrap();
@@ -211,7 +211,7 @@ async fn concurrently(db: &TestDb, cfg: &PathBuf, run: InProcess, pg_sql: &str, 
 
 /// Both sides' rows once they are equal, or after `WAIT`: a write forwarded
 /// back (`conflict::incarnation`) takes one more trip than the barrier.
-async fn converged(db: &TestDb) -> (Rows, Rows) {
+pub(super) async fn converged(db: &TestDb) -> (Rows, Rows) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let (pg, my) = both_rows(db).await;
@@ -222,7 +222,7 @@ async fn converged(db: &TestDb) -> (Rows, Rows) {
     }
 }
 
-async fn both_rows(db: &TestDb) -> (Rows, Rows) {
+pub(super) async fn both_rows(db: &TestDb) -> (Rows, Rows) {
     let pg = db.pg().await;
     let mut my = db.my().await;
     (pg_rows(&pg, PG_ITEMS).await, my_rows(&mut my, MY_ITEMS).await)
@@ -701,117 +701,5 @@ async fn conflicts_resolve_while_the_pipeline_runs_makes_both_sides_equal() {
     let (db, cfg, run) = manual_conflicts("resolve_running").await;
     resolve_and_check(&db, &cfg).await;
     resolved_values_stay(&db).await;
-    run.stop().await;
-}
-
-// ---------------------------------------------------------------------------
-// 5. Deletes and missing rows
-// ---------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_wins_over_a_concurrent_update() {
-    let (db, cfg, run) = seeded("del_upd", "", "", 3).await;
-    let run = concurrently(
-        &db,
-        &cfg,
-        run,
-        "DELETE FROM items WHERE id = 1; UPDATE items SET v = 'pg' WHERE id = 3",
-        "UPDATE items SET v = 'my' WHERE id = 1; DELETE FROM items WHERE id = 3",
-    )
-    .await;
-    let ts = Some("2024-01-01 00:00:00");
-    let want = vec![row(2, "a0", "b0", "v0", ts)];
-    assert_eq!(both_rows(&db).await, (want.clone(), want), "rows 1 and 3 are gone on both sides");
-    assert!(pg_conflicts(&db).await.is_empty() && my_conflicts(&db).await.is_empty());
-    run.stop().await;
-}
-
-/// Postgres deletes row 1 and inserts it again (a new row with the same
-/// key) while MariaDB deletes the old row 1. Whatever is decided, both sides
-/// must end up equal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reinsert_concurrent_with_a_delete_of_the_old_row_converges() {
-    let (db, cfg, run) = seeded("reinsert_del", "", "", 2).await;
-    let run = concurrently(
-        &db,
-        &cfg,
-        run,
-        "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-pg', 'b-pg', 'v-pg', '2024-01-01 00:00:01')",
-        "DELETE FROM items WHERE id = 1",
-    )
-    .await;
-    let (pg, my) = converged(&db).await;
-    assert_eq!(pg, my, "the sides converge");
-    run.stop().await;
-}
-
-/// Postgres deletes row 1 and inserts it again while MariaDB updates the old
-/// row 1 (mysql-wins, so MariaDB wins column conflicts). The update was
-/// concurrent with the delete (delete wins); whatever is decided, both sides
-/// must end up equal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reinsert_concurrent_with_an_update_of_the_old_row_converges() {
-    let (db, cfg, run) = seeded("reinsert_upd", "on_conflict = \"mysql-wins\"", "", 2).await;
-    let run = concurrently(
-        &db,
-        &cfg,
-        run,
-        "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-pg', 'b-pg', 'v-pg', '2024-01-01 00:00:01')",
-        "UPDATE items SET v = 'v-my' WHERE id = 1",
-    )
-    .await;
-    let (pg, my) = converged(&db).await;
-    assert_eq!(pg, my, "the sides converge");
-    run.stop().await;
-}
-
-/// Row 1 deleted in Postgres behind tandem's back, then updated in MariaDB.
-async fn missing_row_case(test: &str, settings: &str) -> (TestDb, InProcess) {
-    let (db, cfg, run) = seeded(test, settings, "", 2).await;
-    run.stop().await;
-    pg_behind_tandems_back(&db, "DELETE FROM items WHERE id = 1").await;
-    db.my().await.query_drop("UPDATE items SET v = 'my' WHERE id = 1").await.unwrap();
-    let run = InProcess::start(&cfg).await;
-    barrier(&db, 0).await;
-    (db, run)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_row_ignore_drops_an_update_of_a_row_deleted_at_the_destination() {
-    let (db, run) = missing_row_case("missing_ignore", "missing_row = \"ignore\"").await;
-    let ts = Some("2024-01-01 00:00:00");
-    let (pg, my) = both_rows(&db).await;
-    assert_eq!(pg, vec![row(2, "a0", "b0", "v0", ts)], "Postgres still has no row 1");
-    assert_eq!(my, vec![row(1, "a0", "b0", "my", ts), row(2, "a0", "b0", "v0", ts)], "the delete never reached MariaDB");
-    run.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_row_insert_brings_back_a_row_deleted_at_the_destination() {
-    let (db, run) = missing_row_case("missing_insert", "missing_row = \"insert\"").await;
-    let ts = Some("2024-01-01 00:00:00");
-    let want = vec![row(1, "a0", "b0", "my", ts), row(2, "a0", "b0", "v0", ts)];
-    assert_eq!(both_rows(&db).await, (want.clone(), want), "Postgres got row 1 back, whole");
-    run.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletes_postgres_propagates_only_postgres_deletes() {
-    let (db, _cfg, run) = seeded("deletes_pg", "deletes = \"postgres\"", "", 3).await;
-    let pg = db.pg().await;
-    let mut my = db.my().await;
-    my.query_drop("DELETE FROM items WHERE id = 1").await.unwrap();
-    barrier(&db, 0).await;
-    let ts = Some("2024-01-01 00:00:00");
-    let (p, m) = both_rows(&db).await;
-    assert_eq!(p, vec![row(1, "a0", "b0", "v0", ts), row(2, "a0", "b0", "v0", ts), row(3, "a0", "b0", "v0", ts)], "Postgres keeps row 1");
-    assert_eq!(m, vec![row(2, "a0", "b0", "v0", ts), row(3, "a0", "b0", "v0", ts)]);
-
-    pg.batch_execute("DELETE FROM items WHERE id = 2").await.unwrap();
-    my_wait(&mut my, "SELECT COUNT(*) FROM items WHERE id = 2", Some("0"), WAIT).await;
-    barrier(&db, 1).await;
-    let (p, m) = both_rows(&db).await;
-    assert_eq!(p, vec![row(1, "a0", "b0", "v0", ts), row(3, "a0", "b0", "v0", ts)]);
-    assert_eq!(m, vec![row(3, "a0", "b0", "v0", ts)], "a Postgres delete reaches MariaDB");
     run.stop().await;
 }

@@ -1,0 +1,120 @@
+//! Deletes, missing rows and re-created rows between the two directions
+//! (DESIGN §3): a delete against a concurrent update, an update of a row the
+//! destination deleted (`missing_row`), `deletes = "postgres"`, and a key
+//! deleted and inserted again on one side while the other side still
+//! changes the old row (`tandem::conflict::incarnation`). Helpers come from
+//! `conflicts`.
+
+use super::conflicts::*;
+use super::util::*;
+use crate::support::TestDb;
+use mysql_async::prelude::Queryable;
+
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_wins_over_a_concurrent_update() {
+    let (db, cfg, run) = seeded("del_upd", "", "", 3).await;
+    let run = concurrently(
+        &db,
+        &cfg,
+        run,
+        "DELETE FROM items WHERE id = 1; UPDATE items SET v = 'pg' WHERE id = 3",
+        "UPDATE items SET v = 'my' WHERE id = 1; DELETE FROM items WHERE id = 3",
+    )
+    .await;
+    let ts = Some("2024-01-01 00:00:00");
+    let want = vec![row(2, "a0", "b0", "v0", ts)];
+    assert_eq!(both_rows(&db).await, (want.clone(), want), "rows 1 and 3 are gone on both sides");
+    assert!(pg_conflicts(&db).await.is_empty() && my_conflicts(&db).await.is_empty());
+    run.stop().await;
+}
+
+/// Postgres deletes row 1 and inserts it again (a new row with the same
+/// key) while MariaDB deletes the old row 1. Whatever is decided, both sides
+/// must end up equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinsert_concurrent_with_a_delete_of_the_old_row_converges() {
+    let (db, cfg, run) = seeded("reinsert_del", "", "", 2).await;
+    let run = concurrently(
+        &db,
+        &cfg,
+        run,
+        "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-pg', 'b-pg', 'v-pg', '2024-01-01 00:00:01')",
+        "DELETE FROM items WHERE id = 1",
+    )
+    .await;
+    let (pg, my) = converged(&db).await;
+    assert_eq!(pg, my, "the sides converge");
+    run.stop().await;
+}
+
+/// Postgres deletes row 1 and inserts it again while MariaDB updates the old
+/// row 1 (mysql-wins, so MariaDB wins column conflicts). The update was
+/// concurrent with the delete (delete wins); whatever is decided, both sides
+/// must end up equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinsert_concurrent_with_an_update_of_the_old_row_converges() {
+    let (db, cfg, run) = seeded("reinsert_upd", "on_conflict = \"mysql-wins\"", "", 2).await;
+    let run = concurrently(
+        &db,
+        &cfg,
+        run,
+        "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-pg', 'b-pg', 'v-pg', '2024-01-01 00:00:01')",
+        "UPDATE items SET v = 'v-my' WHERE id = 1",
+    )
+    .await;
+    let (pg, my) = converged(&db).await;
+    assert_eq!(pg, my, "the sides converge");
+    run.stop().await;
+}
+
+/// Row 1 deleted in Postgres behind tandem's back, then updated in MariaDB.
+async fn missing_row_case(test: &str, settings: &str) -> (TestDb, InProcess) {
+    let (db, cfg, run) = seeded(test, settings, "", 2).await;
+    run.stop().await;
+    pg_behind_tandems_back(&db, "DELETE FROM items WHERE id = 1").await;
+    db.my().await.query_drop("UPDATE items SET v = 'my' WHERE id = 1").await.unwrap();
+    let run = InProcess::start(&cfg).await;
+    barrier(&db, 0).await;
+    (db, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_row_ignore_drops_an_update_of_a_row_deleted_at_the_destination() {
+    let (db, run) = missing_row_case("missing_ignore", "missing_row = \"ignore\"").await;
+    let ts = Some("2024-01-01 00:00:00");
+    let (pg, my) = both_rows(&db).await;
+    assert_eq!(pg, vec![row(2, "a0", "b0", "v0", ts)], "Postgres still has no row 1");
+    assert_eq!(my, vec![row(1, "a0", "b0", "my", ts), row(2, "a0", "b0", "v0", ts)], "the delete never reached MariaDB");
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_row_insert_brings_back_a_row_deleted_at_the_destination() {
+    let (db, run) = missing_row_case("missing_insert", "missing_row = \"insert\"").await;
+    let ts = Some("2024-01-01 00:00:00");
+    let want = vec![row(1, "a0", "b0", "my", ts), row(2, "a0", "b0", "v0", ts)];
+    assert_eq!(both_rows(&db).await, (want.clone(), want), "Postgres got row 1 back, whole");
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_postgres_propagates_only_postgres_deletes() {
+    let (db, _cfg, run) = seeded("deletes_pg", "deletes = \"postgres\"", "", 3).await;
+    let pg = db.pg().await;
+    let mut my = db.my().await;
+    my.query_drop("DELETE FROM items WHERE id = 1").await.unwrap();
+    barrier(&db, 0).await;
+    let ts = Some("2024-01-01 00:00:00");
+    let (p, m) = both_rows(&db).await;
+    assert_eq!(p, vec![row(1, "a0", "b0", "v0", ts), row(2, "a0", "b0", "v0", ts), row(3, "a0", "b0", "v0", ts)], "Postgres keeps row 1");
+    assert_eq!(m, vec![row(2, "a0", "b0", "v0", ts), row(3, "a0", "b0", "v0", ts)]);
+
+    pg.batch_execute("DELETE FROM items WHERE id = 2").await.unwrap();
+    my_wait(&mut my, "SELECT COUNT(*) FROM items WHERE id = 2", Some("0"), WAIT).await;
+    barrier(&db, 1).await;
+    let (p, m) = both_rows(&db).await;
+    assert_eq!(p, vec![row(1, "a0", "b0", "v0", ts), row(3, "a0", "b0", "v0", ts)]);
+    assert_eq!(m, vec![row(3, "a0", "b0", "v0", ts)], "a Postgres delete reaches MariaDB");
+    run.stop().await;
+}
