@@ -6,8 +6,12 @@
 //! boundary; several source transactions may share one destination
 //! transaction (up to `max_batch_rows` rows or `max_batch_delay`, and sooner
 //! when no further event is waiting, which keeps latency low when idle and
-//! batches large under load). The source is acknowledged only after the
-//! destination commit that contains its position. A large transaction is
+//! batches large under load). Under a steady stream of small transactions
+//! (the previous batch committed moments ago) a batch stays open up to
+//! `LINGER` for the next one: a source that trickles transactions out one at
+//! a time would otherwise cost one destination commit each, and the
+//! destination's per-commit work would bound the throughput. The source is
+//! acknowledged only after the destination commit that contains its position. A large transaction is
 //! written to the open destination transaction in chunks of `chunk_rows`, so
 //! memory stays bounded. When the stream ends mid-transaction (shutdown), the
 //! complete transactions are committed if none of the partial one was
@@ -31,6 +35,12 @@ use crate::Result;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// How long a batch may wait for more transactions while the stream is busy
+/// (capped by `max_batch_delay`).
+const LINGER: Duration = Duration::from_millis(10);
+/// The stream counts as busy when the previous batch committed this recently.
+const BUSY: Duration = Duration::from_millis(50);
 
 /// Batch limits for one direction.
 #[derive(Debug, Clone)]
@@ -71,6 +81,10 @@ struct Batch {
     windows: Windows,
     /// `seen` of the transactions in `buffer` (`SourceEvent::Begin`).
     seen: Option<SourcePos>,
+    /// The open batch waits (up to `LINGER` from its start) for more transactions.
+    lingering: bool,
+    /// When the last batch committed.
+    last_commit: Option<Instant>,
 }
 
 impl Batch {
@@ -117,6 +131,8 @@ pub async fn run_batcher<A: BatchApplier>(
         acked: None,
         windows: Windows::default(),
         seen: None,
+        lingering: false,
+        last_commit: None,
     };
     for &pair in &b.backlog {
         tracing::warn!(%direction, pair = %name_of(pair_names, pair), "pair has parked changes from a pause; they are applied once its source schema is fixed");
@@ -125,7 +141,7 @@ pub async fn run_batcher<A: BatchApplier>(
     let result: Result<()> = async {
         loop {
             let event = if b.open && !b.in_txn {
-                let deadline = b.started + settings.max_delay;
+                let deadline = b.started + if b.lingering { settings.max_delay.min(LINGER) } else { settings.max_delay };
                 match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
                     Ok(e) => e,
                     Err(_) => {
@@ -190,8 +206,16 @@ pub async fn run_batcher<A: BatchApplier>(
                     stats.transactions += 1;
                     stats.changes += b.txn_rows as u64;
                     b.last = Some(meta);
-                    if b.rows >= settings.max_rows || b.started.elapsed() >= settings.max_delay || rx.is_empty() {
+                    let age = b.started.elapsed();
+                    let busy = b.last_commit.is_some_and(|t| t.elapsed() < BUSY);
+                    if b.rows >= settings.max_rows || age >= settings.max_delay {
                         commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+                    } else if rx.is_empty() {
+                        if busy && age < settings.max_delay.min(LINGER) {
+                            b.lingering = true;
+                        } else {
+                            commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+                        }
                     }
                 }
                 SourceEvent::Idle(pos) => b.nothing_until(pos, &ack),
@@ -275,6 +299,7 @@ async fn commit<A: BatchApplier>(
     let Some(last) = b.last.take() else {
         // Nothing complete in the batch (only Begin seen so far): keep waiting.
         b.started = Instant::now();
+        b.lingering = false;
         return Ok(());
     };
     let t0 = Instant::now();
@@ -288,6 +313,7 @@ async fn commit<A: BatchApplier>(
     }
     applier.commit(&last).await?;
     metrics::histogram!(m::APPLY_SECONDS, "direction" => dir).record(t0.elapsed().as_secs_f64());
+    tracing::debug!(%direction, rows = b.rows, open_ms = b.started.elapsed().as_millis() as u64, commit_ms = t0.elapsed().as_millis() as u64, "batch committed");
     metrics::histogram!(m::BATCH_ROWS, "direction" => dir).record(b.rows as f64);
     if last.commit_ts > 0 {
         let now = chrono::Utc::now().timestamp_micros();
@@ -309,6 +335,8 @@ async fn commit<A: BatchApplier>(
     stats.last_position = Some(last.position);
     b.open = false;
     b.rows = 0;
+    b.lingering = false;
+    b.last_commit = Some(Instant::now());
     Ok(())
 }
 
@@ -353,6 +381,7 @@ async fn apply_chunk<A: BatchApplier>(
     applier.commit(&TxnMeta { position: position.clone(), commit_ts: 0, origin: None, txn_seq: 0 }).await?;
     b.open = false;
     b.rows = 0;
+    b.lingering = false;
     if b.idle.as_ref().is_some_and(|i| i.try_cmp(&position) != Some(std::cmp::Ordering::Greater)) {
         b.idle = None;
     }

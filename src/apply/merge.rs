@@ -46,6 +46,39 @@ pub fn keys_needed(changes: &[Change], schemas: &[PairSchema]) -> BTreeMap<usize
     out
 }
 
+/// The runs of a chunk whose keys are all absent at the destination, or
+/// `None` unless every change is an insert of a complete row (bulk loads).
+/// Merged against absent rows, such a chunk inserts each row as it came, with
+/// no conflict, violation or ignored change; so an applier may first write
+/// these runs as plain inserts, which the destination refuses (undoing the
+/// statement) when a key exists after all or repeats, and only then read the
+/// current rows and merge. The plain insert locks what it writes, as the
+/// locking read would, so nothing can slip in between.
+pub fn fresh_inserts<'a>(changes: &'a [Change], schemas: &[PairSchema], pairs: &[PairConfig]) -> Option<Vec<InsertRun<'a>>> {
+    let mut runs: Vec<InsertRun<'a>> = Vec::new();
+    for c in changes {
+        if c.op != Op::Insert || pairs.get(c.pair).is_none() || !schemas.iter().any(|s| s.pair == c.pair) {
+            return None;
+        }
+        let row = c.after.as_ref()?;
+        if row.iter().any(|v| matches!(v, Value::Unchanged)) {
+            return None;
+        }
+        match runs.last_mut() {
+            Some(run) if run.pair == c.pair => run.rows.push(row),
+            _ => runs.push(InsertRun { pair: c.pair, rows: vec![row] }),
+        }
+    }
+    (!runs.is_empty()).then_some(runs)
+}
+
+/// Consecutive inserted rows of one pair, in source order (`fresh_inserts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertRun<'a> {
+    pub pair: usize,
+    pub rows: Vec<&'a Row>,
+}
+
 /// Merges a chunk against `current` (the fetched rows; keys not fetched are
 /// absent at the destination). Returns the runs to write and the outcome.
 pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConfig], source: Side, current: &mut Current) -> (Vec<Run>, Outcome) {
@@ -171,4 +204,53 @@ pub fn conflict_rows(conflicts: &[ConflictRecord], schemas: &[PairSchema]) -> Ve
             ])
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Owner, TableName};
+    use crate::schema::ColumnSchema;
+
+    fn schemas() -> Vec<PairSchema> {
+        let col = |n: &str| ColumnSchema::for_tests(n, Owner::Both, "text", "text");
+        let t = TableName { schema: "s".into(), name: "t".into() };
+        (0..2).map(|pair| PairSchema { pair, name: format!("p{pair}"), pg_table: t.clone(), my_table: t.clone(), columns: vec![col("id"), col("v")], key: vec![0] }).collect()
+    }
+
+    fn change(pair: usize, op: Op, id: i64, v: Value) -> Change {
+        let row = vec![Value::Int(id), v];
+        Change { pair, op, key: vec![Value::Int(id)], before: (op == Op::Update).then(|| row.clone()), after: Some(row) }
+    }
+
+    #[test]
+    fn only_chunks_of_complete_inserts_are_fresh_and_runs_keep_order_by_pair() {
+        use crate::config::*;
+        let t = TableName { schema: "s".into(), name: "t".into() };
+        let pair = |name: &str| PairConfig {
+            name: name.into(),
+            postgres: t.clone(),
+            mysql: t.clone(),
+            key: None,
+            default_owner: Owner::Both,
+            on_conflict: ConflictPolicy::PostgresWins,
+            timestamp_column: None,
+            tie_breaker: Side::Postgres,
+            deletes: DeleteSides::Both,
+            missing_row: MissingRow::Ignore,
+            zero_dates: ZeroDates::Quarantine,
+            columns: Default::default(),
+        };
+        let pairs = vec![pair("p0"), pair("p1")];
+        let s = schemas();
+        let ins = |pair, id| change(pair, Op::Insert, id, Value::Null);
+        let chunk = [ins(0, 1), ins(0, 2), ins(1, 3), ins(0, 4)];
+        let runs = fresh_inserts(&chunk, &s, &pairs).unwrap();
+        let shape: Vec<(usize, Vec<&Value>)> = runs.iter().map(|r| (r.pair, r.rows.iter().map(|row| &row[0]).collect())).collect();
+        assert_eq!(shape, vec![(0, vec![&Value::Int(1), &Value::Int(2)]), (1, vec![&Value::Int(3)]), (0, vec![&Value::Int(4)])]);
+        assert!(fresh_inserts(&[ins(0, 1), change(0, Op::Update, 1, Value::Null)], &s, &pairs).is_none(), "an update needs the current row");
+        assert!(fresh_inserts(&[change(0, Op::Insert, 1, Value::Unchanged)], &s, &pairs).is_none(), "an incomplete row goes through the merge");
+        assert!(fresh_inserts(&[ins(5, 1)], &s, &pairs).is_none(), "an unknown pair goes through the merge");
+        assert!(fresh_inserts(&[], &s, &pairs).is_none());
+    }
 }

@@ -5,7 +5,11 @@
 //! Every transaction starts with a write to `tandem.origin_marker` so the
 //! binlog reader can recognise (and drop) tandem's own writes (DESIGN §2).
 //! Statements are buffered and sent in multi-statement round trips of bounded
-//! size; a small batch costs one round trip in total. On any error the session
+//! size; a small batch costs one round trip in total. A chunk of inserts whose
+//! keys the destination does not have is sent as plain INSERTs under a
+//! savepoint, without reading current rows first; when a key exists after
+//! all, the savepoint is rolled back and the chunk merged
+//! (`merge::fresh_inserts`). On any error the session
 //! is rolled back by the caller; nothing partial is ever committed.
 //! With a lease fence (`set_fence`), the checkpoint row is written only while
 //! the `lease` row still has this holder's epoch (read with a share lock in
@@ -13,8 +17,8 @@
 //! position NULL, which strict mode refuses, so COMMIT never runs): the batch
 //! then fails with `Error::Fenced`.
 
-use super::merge::{conflict_rows, keys_needed, merge_chunk, report, Current};
-use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_run, render_value, table};
+use super::merge::{conflict_rows, fresh_inserts, keys_needed, merge_chunk, report, Current};
+use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_plain_insert, render_run, render_value, table};
 use super::plan::RowOp;
 use super::quarantine::{handle_rejection, Rejected};
 use super::screen::Segment;
@@ -249,6 +253,23 @@ pub async fn choose_echo(conn: &mut mysql_async::Conn, cfg: &Config) -> Result<E
     }
 }
 
+/// Plain multi-row inserts of runs whose keys should be absent at the
+/// destination (`merge::fresh_inserts`); `None` when a value cannot be
+/// rendered (the merge path reports it).
+fn plain_inserts(schemas: &[PairSchema], runs: &[super::merge::InsertRun<'_>]) -> Option<Vec<String>> {
+    let mut statements = Vec::new();
+    for run in runs {
+        let schema = schemas.iter().find(|s| s.pair == run.pair)?;
+        // Several statements keep each well under max_allowed_packet.
+        for rows in run.rows.chunks(2000) {
+            let mut sql = String::new();
+            render_plain_insert(&mut sql, schema, rows).ok()?;
+            statements.push(sql);
+        }
+    }
+    Some(statements)
+}
+
 impl BatchApplier for MysqlApplier {
     async fn checkpoint(&mut self) -> Result<Option<SourcePos>> {
         let sql = format!("SELECT position FROM {} WHERE pipeline = ? AND direction = ?", self.state_table("checkpoints"));
@@ -444,6 +465,23 @@ impl MysqlApplier {
 
     async fn write_inner(&mut self, changes: &[Change]) -> Result<()> {
         let schemas = Arc::clone(&self.schemas);
+        if let Some(statements) = fresh_inserts(changes, &schemas, &self.pairs).and_then(|runs| plain_inserts(&schemas, &runs)) {
+            self.pending.push_str("SAVEPOINT tandem_fresh;\n");
+            match self.send_all(&statements).await {
+                Ok(()) => {
+                    self.suspects.note_fresh(changes);
+                    return Ok(());
+                }
+                // A key exists at the destination or repeats in the chunk (or a value
+                // is refused): undo, and merge against the current rows, which also
+                // finds any refused change.
+                Err(e) if e.is_rejection() => {
+                    self.pending.clear();
+                    self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_fresh").await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let mut current = Current::new();
         for (pair, keys) in keys_needed(changes, &schemas) {
             if let Some(schema) = schemas.iter().find(|s| s.pair == pair) {
@@ -469,6 +507,17 @@ impl MysqlApplier {
             }
         }
         Ok(())
+    }
+
+    /// Sends the pending statements and `statements`, in round trips of bounded size.
+    async fn send_all(&mut self, statements: &[String]) -> Result<()> {
+        for sql in statements {
+            self.pending.push_str(sql);
+            if self.pending.len() >= FLUSH_BYTES {
+                self.flush().await?;
+            }
+        }
+        self.flush().await
     }
 
     async fn commit_inner(&mut self, last: &TxnMeta) -> Result<()> {

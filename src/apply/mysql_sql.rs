@@ -8,7 +8,7 @@
 
 use super::plan::{update_groups, RowOp};
 use crate::model::value::{format_date, format_time, format_timestamp};
-use crate::model::Value;
+use crate::model::{Row, Value};
 use crate::schema::{PairSchema, ValueKind};
 use std::fmt::Write;
 
@@ -170,32 +170,48 @@ fn writable(schema: &PairSchema) -> impl Iterator<Item = usize> + '_ {
     (0..schema.columns.len()).filter(|&i| !schema.columns[i].my_generated)
 }
 
+/// A run of `Upsert`s as one plain multi-row `INSERT` (no update of an
+/// existing key: the server refuses the statement instead). For rows whose
+/// keys are absent at the destination (`merge::fresh_inserts`).
+pub fn render_plain_insert(out: &mut String, schema: &PairSchema, rows: &[&Row]) -> Result<(), RenderError> {
+    insert_values(out, schema, rows.iter().copied())?;
+    out.push_str(";\n");
+    Ok(())
+}
+
+/// `INSERT INTO t (writable columns) VALUES (…),(…)` for `rows`.
+fn insert_values<'a>(out: &mut String, schema: &PairSchema, rows: impl Iterator<Item = &'a Row>) -> Result<(), RenderError> {
+    out.push_str("INSERT INTO ");
+    table(out, schema);
+    out.push_str(" (");
+    for (n, i) in writable(schema).enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        quote_ident(out, &schema.columns[i].my_name);
+    }
+    out.push_str(") VALUES ");
+    let mut first = true;
+    for row in rows {
+        out.push_str(if first { "(" } else { ",(" });
+        first = false;
+        for (n, i) in writable(schema).enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            render_value(out, schema, i, &row[i])?;
+        }
+        out.push(')');
+    }
+    Ok(())
+}
+
 /// Appends statements (each ending in `;\n`) for a run of one kind.
 pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp]) -> Result<(), RenderError> {
     let Some(first) = ops.first() else { return Ok(()) };
     match first {
         RowOp::Upsert(_) => {
-            out.push_str("INSERT INTO ");
-            table(out, schema);
-            out.push_str(" (");
-            for (n, i) in writable(schema).enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                quote_ident(out, &schema.columns[i].my_name);
-            }
-            out.push_str(") VALUES ");
-            for (r, op) in ops.iter().enumerate() {
-                let RowOp::Upsert(row) = op else { continue };
-                out.push_str(if r > 0 { ",(" } else { "(" });
-                for (n, i) in writable(schema).enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    render_value(out, schema, i, &row[i])?;
-                }
-                out.push(')');
-            }
+            insert_values(out, schema, ops.iter().filter_map(|op| if let RowOp::Upsert(row) = op { Some(row) } else { None }))?;
             out.push_str(" ON DUPLICATE KEY UPDATE ");
             let mut n = 0;
             for i in writable(schema).filter(|i| !schema.key.contains(i)) {
@@ -350,6 +366,22 @@ mod tests {
         // Other values in a FLOAT column are unchanged.
         assert_eq!(col_lit(Value::Decimal("1.5".into()), "float").unwrap(), "1.5");
         assert!(is_single_float("float") && is_single_float("FLOAT(10,2)") && !is_single_float("double") && !is_single_float("fl"));
+    }
+
+    #[test]
+    fn plain_insert_has_no_update_clause() {
+        use crate::config::{Owner, TableName};
+        use crate::schema::ColumnSchema;
+        let col = |n: &str| ColumnSchema::for_tests(n, Owner::Both, "text", "text");
+        let t = TableName { schema: "d".into(), name: "t".into() };
+        let schema = PairSchema { pair: 0, name: "p".into(), pg_table: t.clone(), my_table: t, columns: vec![col("id"), col("v")], key: vec![0] };
+        let (a, b) = (vec![Value::Int(1), Value::Text("it's".into())], vec![Value::Int(2), Value::Null]);
+        let mut out = String::new();
+        render_plain_insert(&mut out, &schema, &[&a, &b]).unwrap();
+        assert_eq!(out, "INSERT INTO `d`.`t` (`id`,`v`) VALUES (1,'it''s'),(2,NULL);\n");
+        let mut upsert = String::new();
+        render_run(&mut upsert, &schema, &[RowOp::Upsert(a), RowOp::Upsert(b)]).unwrap();
+        assert_eq!(upsert, format!("{} ON DUPLICATE KEY UPDATE `v`=VALUES(`v`);\n", out.trim_end_matches(";\n")));
     }
 
     #[test]

@@ -6,15 +6,20 @@
 //! transaction it commits with that origin and the Postgres source drops them
 //! as echoes (DESIGN §2). Each transaction also calls
 //! `pg_replication_origin_xact_setup` with the source commit time, so commit
-//! timestamps stay meaningful. Statements are prepared once per pair and kind.
+//! timestamps stay meaningful. Statements are prepared once per pair and kind;
+//! the origin stamp and the checkpoint share one round trip. A chunk of
+//! inserts whose keys the destination does not have is written with COPY
+//! under a savepoint, without reading current rows first; when a key exists
+//! after all, the savepoint is rolled back and the chunk merged
+//! (`merge::fresh_inserts`).
 //! With a lease fence (`set_fence`), the checkpoint is written only while the
 //! `lease` row still has this holder's epoch (read `FOR SHARE` in the batch
 //! transaction); otherwise the batch is rolled back with `Error::Fenced`.
 
-use super::merge::{conflict_rows, keys_needed, merge_chunk, report, Current};
+use super::merge::{conflict_rows, fresh_inserts, keys_needed, merge_chunk, report, Current};
 use super::plan::RowOp;
 use super::plan::update_groups;
-use super::postgres_sql::{delete_params, delete_sql, grouped_update, partial_update, text, upsert_params, upsert_sql};
+use super::postgres_sql::{copy_rows, copy_sql, delete_params, delete_sql, grouped_update, partial_update, text, upsert_params, upsert_sql};
 use super::quarantine::{handle_rejection, Rejected};
 use super::screen::Segment;
 use super::BatchApplier;
@@ -48,6 +53,10 @@ pub struct PostgresApplier {
     suspects: SuspectLog,
     /// Per pair: the locking read of current rows and its column type OIDs.
     readers: HashMap<usize, (tokio_postgres::Statement, Vec<u32>)>,
+    /// Grouped updates by pair and the columns they set.
+    updates: HashMap<(usize, Vec<usize>), tokio_postgres::Statement>,
+    /// The commit's origin stamp and checkpoint write, prepared once.
+    commit_statements: Option<(tokio_postgres::Statement, tokio_postgres::Statement)>,
     on_error: crate::config::OnError,
     /// Changes rejected in the open transaction, quarantined with its commit.
     rejected: Vec<Rejected>,
@@ -91,6 +100,8 @@ impl PostgresApplier {
             conflicts: Vec::new(),
             suspects: SuspectLog::new(Side::Postgres),
             readers: HashMap::new(),
+            updates: HashMap::new(),
+            commit_statements: None,
             on_error: cfg.apply.on_error,
             rejected: Vec::new(),
             fence: None,
@@ -106,6 +117,7 @@ impl PostgresApplier {
     /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
     pub fn set_fence(&mut self, epoch: i64) {
         self.fence = Some(epoch);
+        self.commit_statements = None;
     }
 
     /// Sets the source server identity written with each checkpoint.
@@ -136,6 +148,7 @@ impl PostgresApplier {
         self.schemas = schemas;
         self.statements.clear();
         self.readers.clear();
+        self.updates.clear();
     }
 
     /// Reads (and locks) the current rows of `keys`; absent keys become `None`.
@@ -195,6 +208,18 @@ impl PostgresApplier {
     fn checkpoints(&self) -> String {
         format!("{}.checkpoints", pg_ident(&self.state_schema))
     }
+}
+
+/// COPY statements and their data for runs whose keys should be absent at
+/// the destination (`merge::fresh_inserts`); `None` when a run cannot be
+/// copied or a value cannot be rendered (the merge path deals with those).
+fn copies(schemas: &[PairSchema], runs: &[super::merge::InsertRun<'_>]) -> Option<Vec<(String, String)>> {
+    runs.iter()
+        .map(|run| {
+            let schema = schemas.iter().find(|s| s.pair == run.pair)?;
+            Some((copy_sql(schema)?, copy_rows(schema, &run.rows).ok()?))
+        })
+        .collect()
 }
 
 impl BatchApplier for PostgresApplier {
@@ -379,6 +404,22 @@ impl PostgresApplier {
 
     async fn write_inner(&mut self, changes: &[Change]) -> Result<()> {
         let schemas = Arc::clone(&self.schemas);
+        if let Some(copies) = fresh_inserts(changes, &schemas, &self.pairs).and_then(|runs| copies(&schemas, &runs)) {
+            self.client.batch_execute("SAVEPOINT tandem_fresh").await?;
+            match self.copy_all(copies).await {
+                Ok(()) => {
+                    self.suspects.note_fresh(changes);
+                    return Ok(());
+                }
+                // A key exists at the destination or repeats in the chunk (or the
+                // server refuses a value, or COPY itself): undo, and merge against the
+                // current rows, which also finds any refused change.
+                Err(e) if e.classify() == crate::error::ErrorClass::Definite && e.server_code().is_some() => {
+                    self.client.batch_execute("ROLLBACK TO SAVEPOINT tandem_fresh").await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let mut current = Current::new();
         for (pair, keys) in keys_needed(changes, &schemas) {
             if let Some(schema) = schemas.iter().find(|s| s.pair == pair) {
@@ -413,8 +454,15 @@ impl PostgresApplier {
                             continue;
                         }
                         let (sql, arrays) = grouped_update(schema, &g).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) })?;
-                        let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                        self.client.execute(sql.as_str(), &refs).await?;
+                        let st = match self.updates.get(&(schema.pair, g.columns.clone())) {
+                            Some(st) => st.clone(),
+                            None => {
+                                let st = self.client.prepare(&sql).await?;
+                                self.updates.insert((schema.pair, g.columns.clone()), st.clone());
+                                st
+                            }
+                        };
+                        self.execute_arrays(&st, &arrays).await?;
                     }
                 }
                 Some(RowOp::Truncate) => {
@@ -423,6 +471,49 @@ impl PostgresApplier {
                 }
                 None => {}
             }
+        }
+        Ok(())
+    }
+
+    /// The origin stamp and the checkpoint write (conditional on the lease
+    /// epoch when fenced), prepared on first use.
+    async fn commit_statements(&mut self) -> Result<(tokio_postgres::Statement, tokio_postgres::Statement)> {
+        if let Some(sts) = &self.commit_statements {
+            return Ok(sts.clone());
+        }
+        // The applied MySQL position travels in the stream too: the Postgres
+        // source reads it back as `seen` of later Postgres transactions.
+        let stamp = self
+            .client
+            .prepare("SELECT pg_replication_origin_xact_setup('0/0', $1::text::timestamptz), pg_logical_emit_message(true, $2::text, $3::text)")
+            .await?;
+        let upsert = "ON CONFLICT (pipeline, direction) DO UPDATE SET position = EXCLUDED.position,
+                 server_identity = EXCLUDED.server_identity, updated_at = EXCLUDED.updated_at";
+        let table = self.checkpoints();
+        let sql = if self.fence.is_some() {
+            // The share lock on the lease row makes a new holder's epoch bump wait for this commit.
+            format!(
+                "INSERT INTO {table} (pipeline, direction, position, server_identity, updated_at)
+                 SELECT $1::text, $2::text, $3::text, $4::text, now() FROM {}.lease WHERE pipeline = $1::text AND epoch = $5 FOR SHARE
+                 {upsert}",
+                pg_ident(&self.state_schema)
+            )
+        } else {
+            format!("INSERT INTO {table} (pipeline, direction, position, server_identity, updated_at) VALUES ($1, $2, $3, $4, now()) {upsert}")
+        };
+        let checkpoint = self.client.prepare(&sql).await?;
+        self.commit_statements = Some((stamp.clone(), checkpoint.clone()));
+        Ok((stamp, checkpoint))
+    }
+
+    /// Runs each `(COPY statement, data)`.
+    async fn copy_all(&mut self, copies: Vec<(String, String)>) -> Result<()> {
+        use futures_util::SinkExt;
+        for (sql, data) in copies {
+            let sink = self.client.copy_in::<_, bytes::Bytes>(sql.as_str()).await?;
+            futures_util::pin_mut!(sink);
+            sink.send(bytes::Bytes::from(data)).await?;
+            sink.finish().await?;
         }
         Ok(())
     }
@@ -445,35 +536,19 @@ impl PostgresApplier {
         // Stamp the transaction with the source commit time (origin LSN unused: 0/0).
         let ts = if last.commit_ts > 0 { last.commit_ts } else { chrono::Utc::now().timestamp_micros() };
         let ts_text = crate::model::value::format_timestamp(ts) + "+00";
-        // The applied MySQL position travels in the stream too: the Postgres
-        // source reads it back as `seen` of later Postgres transactions.
-        let applied = position.to_string();
-        self.client
-            .query(
-                "SELECT pg_replication_origin_xact_setup('0/0', $1::text::timestamptz), pg_logical_emit_message(true, $2::text, $3::text)",
-                &[&ts_text, &self.applied_prefix, &applied],
-            )
-            .await?;
-        let upsert = "ON CONFLICT (pipeline, direction) DO UPDATE SET position = EXCLUDED.position,
-                 server_identity = EXCLUDED.server_identity, updated_at = EXCLUDED.updated_at";
-        let table = self.checkpoints();
-        let params: [&(dyn ToSql + Sync); 4] = [&self.pipeline, &self.direction.key(), &position.to_string(), &self.server_identity];
-        if let Some(epoch) = self.fence {
-            // The share lock on the lease row makes a new holder's epoch bump wait for this commit.
-            let sql = format!(
-                "INSERT INTO {table} (pipeline, direction, position, server_identity, updated_at)
-                 SELECT $1::text, $2::text, $3::text, $4::text, now() FROM {}.lease WHERE pipeline = $1::text AND epoch = $5 FOR SHARE
-                 {upsert}",
-                pg_ident(&self.state_schema)
-            );
-            let n = self.client.execute(&sql, &[params[0], params[1], params[2], params[3], &epoch]).await?;
-            if n == 0 {
-                self.client.batch_execute("ROLLBACK").await?;
-                return Err(Error::Fenced { side: "postgres", epoch });
-            }
-        } else {
-            let sql = format!("INSERT INTO {table} (pipeline, direction, position, server_identity, updated_at) VALUES ($1, $2, $3, $4, now()) {upsert}");
-            self.client.execute(&sql, &params).await?;
+        let (stamp, checkpoint) = self.commit_statements().await?;
+        let position = position.to_string();
+        let direction = self.direction.key();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.pipeline, &direction, &position, &self.server_identity];
+        if let Some(epoch) = &self.fence {
+            params.push(epoch);
+        }
+        // Both in one round trip.
+        let stamp_params: [&(dyn ToSql + Sync); 3] = [&ts_text, &self.applied_prefix, &position];
+        let (_, n) = futures_util::future::try_join(self.client.query(&stamp, &stamp_params), self.client.execute(&checkpoint, &params)).await?;
+        if let (Some(epoch), 0) = (self.fence, n) {
+            self.client.batch_execute("ROLLBACK").await?;
+            return Err(Error::Fenced { side: "postgres", epoch });
         }
         let suspects = self.suspects.committing();
         if let Err(e) = self.client.batch_execute("COMMIT").await {

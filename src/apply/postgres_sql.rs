@@ -15,7 +15,7 @@
 
 use super::plan::RowOp;
 use crate::model::value::{format_date, format_time, format_timestamp};
-use crate::model::Value;
+use crate::model::{Row, Value};
 use crate::ops::init::pg_ident;
 use crate::schema::{PairSchema, ValueKind};
 use std::collections::HashMap;
@@ -147,6 +147,56 @@ pub fn upsert_sql(schema: &PairSchema) -> String {
         key.join(", "),
         action
     )
+}
+
+/// `COPY t (writable columns) FROM STDIN` (text format) for rows whose keys
+/// are absent at the destination (`merge::fresh_inserts`); `None` for a
+/// table with an identity ALWAYS column, which only an INSERT with
+/// `OVERRIDING SYSTEM VALUE` may write.
+pub fn copy_sql(schema: &PairSchema) -> Option<String> {
+    let cols = writable(schema);
+    if cols.iter().any(|&i| schema.columns[i].pg_identity_always) {
+        return None;
+    }
+    let names: Vec<String> = cols.iter().map(|&i| pg_ident(&schema.columns[i].pg_name)).collect();
+    Some(format!("COPY {} ({}) FROM STDIN", table(schema), names.join(", ")))
+}
+
+/// The COPY text-format data of `rows`: each value's text form
+/// (as `text` gives it, which the column's input function reads exactly as
+/// the cast of the upsert would), escaped; NULL as `\N`.
+pub fn copy_rows(schema: &PairSchema, rows: &[&Row]) -> Result<String, PgRenderError> {
+    let cols = writable(schema);
+    let mut out = String::with_capacity(rows.len() * 96);
+    for row in rows {
+        for (n, &i) in cols.iter().enumerate() {
+            if n > 0 {
+                out.push('\t');
+            }
+            match cell(schema, i, &row[i])? {
+                None => out.push_str("\\N"),
+                Some(v) => copy_escape(&mut out, &v),
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn copy_escape(out: &mut String, v: &str) {
+    if !v.contains(['\\', '\n', '\r', '\t']) {
+        out.push_str(v);
+        return;
+    }
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// The set-based key join shared by the locking read, deletes and grouped
@@ -344,6 +394,21 @@ mod tests {
         assert_eq!(sql, "UPDATE \"s\".\"t\" SET \"v\" = $1::text::bigint WHERE \"id\" = $2::text::bigint");
         assert_eq!(params, vec![Some("2".to_string()), Some("1".to_string())]);
         assert!(!updatable(&s, 0) && updatable(&s, 1) && !updatable(&s, 2) && !updatable(&s, 3));
+        assert_eq!(copy_sql(&s), None, "COPY cannot write identity ALWAYS columns");
+    }
+
+    #[test]
+    fn copy_rows_escape_text_and_mark_nulls() {
+        let mut s = computed_schema();
+        s.columns.retain(|c| c.name == "id" || c.name == "v");
+        s.columns[0].pg_identity_always = false;
+        s.columns[1].pg_kind = ValueKind::Text;
+        assert_eq!(copy_sql(&s).unwrap(), "COPY \"s\".\"t\" (\"id\", \"v\") FROM STDIN");
+        let a = vec![Value::Int(1), Value::Text("tab\there \\ line\nend\r".into())];
+        let b = vec![Value::Int(2), Value::Null];
+        assert_eq!(copy_rows(&s, &[&a, &b]).unwrap(), "1\ttab\\there \\\\ line\\nend\\r\n2\t\\N\n");
+        let bad = vec![Value::Int(3), Value::Text("nul\0".into())];
+        assert!(copy_rows(&s, &[&bad]).is_err());
     }
 
 }

@@ -258,6 +258,14 @@ impl SuspectLog {
         }
     }
 
+    /// Notes inserts written without a merge (all into missing rows).
+    pub fn note_fresh(&mut self, changes: &[crate::model::Change]) {
+        if self.reg.is_some() && self.seen.is_some() {
+            let keys = changes.iter().map(|c| ((c.pair, crate::conflict::compare::key_text(&c.key)), false)).collect();
+            self.note(keys);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.open.len()
     }

@@ -35,10 +35,12 @@ use tokio_util::sync::CancellationToken;
 /// Events buffered between a source and its batcher. Small transactions take
 /// three events each (Begin, Changes, Commit): the channel must hold enough
 /// of them for the batcher to group a backlog into large destination
-/// transactions. Memory stays bounded: at most CHANNEL_EVENTS × SOURCE_CHUNK_ROWS changes.
-const CHANNEL_EVENTS: usize = 256;
+/// transactions, and for the source to keep reading (so the server's sender
+/// keeps sending) while a batch commits. Memory stays bounded: at most
+/// CHANNEL_EVENTS × SOURCE_CHUNK_ROWS changes (131,072).
+const CHANNEL_EVENTS: usize = 2048;
 /// Most changes per `SourceEvent::Changes` from a source.
-const SOURCE_CHUNK_ROWS: usize = 500;
+const SOURCE_CHUNK_ROWS: usize = 64;
 /// The batcher writes buffered changes to the open destination transaction at this size.
 const CHUNK_ROWS: usize = 2000;
 

@@ -94,6 +94,8 @@ enum Route {
 }
 
 struct TableEntry {
+    /// The TABLE_MAP event's body: an identical one maps the same way.
+    raw: Vec<u8>,
     tme: TableMapEvent<'static>,
     route: Route,
     /// Binlog column → information_schema column (paired tables only).
@@ -436,6 +438,15 @@ impl Streamer {
     }
 
     fn on_table_map(&mut self, ev: &Event) -> Result<()> {
+        // Every transaction maps its tables again; the map of a table whose id
+        // and definition did not change since (same bytes; the cache is dropped
+        // at ROTATE and after DDL) needs no decoding.
+        let raw = ev.data();
+        if let Some(id) = raw.get(..6).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0])) {
+            if self.tables.get(&id).is_some_and(|e| e.raw == raw) {
+                return Ok(());
+            }
+        }
         let tme = ev.read_event::<TableMapEvent<'_>>().map_err(|e| Error::Decode(format!("TABLE_MAP: {e}")))?.into_owned();
         let key = (tme.database_name().into_owned(), tme.table_name().into_owned());
         let route = if self.opts.marker_table.as_ref() == Some(&key) {
@@ -454,7 +465,7 @@ impl Streamer {
             Route::Paired(Ok(dec)) => dec.column_map(binlog_column_names(&tme), tme.columns_count() as usize),
             _ => Ok(Vec::new()),
         };
-        self.tables.insert(tme.table_id(), Arc::new(TableEntry { tme, route, colmap }));
+        self.tables.insert(tme.table_id(), Arc::new(TableEntry { raw: raw.to_vec(), tme, route, colmap }));
         Ok(())
     }
 
