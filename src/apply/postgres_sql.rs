@@ -183,7 +183,8 @@ pub fn copy_rows(schema: &PairSchema, rows: &[&Row]) -> Result<String, PgRenderE
     Ok(out)
 }
 
-fn copy_escape(out: &mut String, v: &str) {
+/// Escapes `v` as one field of COPY's text format (without its NULL marker).
+pub(crate) fn copy_escape(out: &mut String, v: &str) {
     if !v.contains(['\\', '\n', '\r', '\t']) {
         out.push_str(v);
         return;

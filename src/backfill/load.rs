@@ -40,15 +40,7 @@ fn copy_field(out: &mut String, v: Option<&str>, kind: ValueKind) {
     if kind == ValueKind::Bytes {
         out.push_str("\\\\x");
     }
-    for ch in v.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
+    crate::apply::postgres_sql::copy_escape(out, v);
 }
 
 /// The COPY text-format data of `rows`.
