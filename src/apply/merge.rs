@@ -11,7 +11,7 @@
 
 use super::plan::{group, RowOp, Run};
 use crate::config::{PairConfig, Side};
-use crate::conflict::compare::{key_text, same_value};
+use crate::conflict::compare::key_text;
 use crate::conflict::{merge_change, ConflictRecord, MergeContext, MergedOp, Outcome, Verdict};
 use crate::metrics as m;
 use crate::model::{Change, Op, Row, Value};
@@ -97,7 +97,6 @@ pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConf
         }
         let k = key_text(&c.key);
         let mut cur = current.remove(&(c.pair, k.clone())).flatten();
-        let (met_other, into_missing, writes_before) = (met_other_row(c, cur.as_ref()), cur.is_none(), out.ops.len());
         let old_key = c.before.as_ref().map(|b| key_text(&schema.key_of(b))).filter(|ok| *ok != k);
         match old_key {
             Some(ok) => {
@@ -106,9 +105,6 @@ pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConf
                 current.insert((c.pair, ok), old);
             }
             None => merge_change(&ctx, c, &mut cur, None, &mut out),
-        }
-        if out.ops.len() > writes_before && (met_other || into_missing) {
-            out.suspects.push(((c.pair, k.clone()), met_other));
         }
         current.insert((c.pair, k), cur);
     }
@@ -130,21 +126,6 @@ pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConf
     });
     let runs = group(ops);
     (runs, out)
-}
-
-/// Did change `c` meet, at the destination, a row other than the one it saw
-/// at its source (`cur`: the destination's row of its key)? An insert met an
-/// existing row; an update or delete met none, or one whose values differ
-/// from its before-image.
-fn met_other_row(c: &Change, cur: Option<&Row>) -> bool {
-    match (c.op, cur) {
-        (Op::Truncate, _) => false,
-        (Op::Insert, cur) => cur.is_some(),
-        (Op::Update | Op::Delete, None) => true,
-        (Op::Update | Op::Delete, Some(cur)) => c.before.as_ref().is_some_and(|b| {
-            b.iter().zip(cur).any(|(x, y)| !matches!(x, Value::Unchanged) && !matches!(y, Value::Unchanged) && !same_value(x, y))
-        }),
-    }
 }
 
 /// Counts and logs what a merge saw (violations, conflicts, ignored changes).

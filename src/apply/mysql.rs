@@ -26,7 +26,7 @@ use super::BatchApplier;
 use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::{key_text, mysql_text_value};
 use crate::conflict::ConflictRecord;
-use crate::conflict::incarnation::{Incarnations, SuspectLog};
+use crate::conflict::incarnation::{BatchLog, Incarnations};
 use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
 use crate::model::{Row, Value};
@@ -49,7 +49,7 @@ pub struct MysqlApplier {
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
     /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
-    suspects: SuspectLog,
+    batches: BatchLog,
     /// How this session's transactions are tagged for the binlog reader.
     echo: EchoMark,
     on_error: crate::config::OnError,
@@ -91,7 +91,7 @@ impl MysqlApplier {
             pending: String::with_capacity(FLUSH_BYTES + (1 << 20)),
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
-            suspects: SuspectLog::new(Side::Mysql),
+            batches: BatchLog::new(Side::Mysql),
             echo,
             on_error: cfg.apply.on_error,
             rejected: Vec::new(),
@@ -99,9 +99,9 @@ impl MysqlApplier {
         })
     }
 
-    /// Shares suspects with the MySQL source of the other direction.
+    /// Shares batch registrations with the MySQL source of the other direction.
     pub fn set_incarnations(&mut self, reg: std::sync::Arc<Incarnations>) {
-        self.suspects.attach(reg);
+        self.batches.attach(reg);
     }
 
     /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
@@ -319,7 +319,6 @@ impl BatchApplier for MysqlApplier {
     async fn rollback(&mut self) -> Result<()> {
         self.pending.clear();
         self.conflicts.clear();
-        self.suspects.clear();
         self.rejected.clear();
         self.conn.query_drop("ROLLBACK").await.map_err(Error::from)
     }
@@ -351,7 +350,7 @@ impl BatchApplier for MysqlApplier {
     }
 
     fn set_seen(&mut self, seen: Option<SourcePos>) {
-        self.suspects.set_seen(seen);
+        self.batches.set_seen(seen);
     }
 
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
@@ -393,7 +392,7 @@ impl MysqlApplier {
     /// rejects it, finds the rejected change(s) one at a time and sets them aside.
     async fn write_screened(&mut self, changes: &[Change]) -> Result<()> {
         self.pending.push_str("SAVEPOINT tandem_chunk;\n");
-        let (conflicts_before, suspects_before) = (self.conflicts.len(), self.suspects.len());
+        let conflicts_before = self.conflicts.len();
         let first = match self.write_inner(changes).await {
             Ok(()) => self.flush().await,
             Err(e) => Err(e),
@@ -405,10 +404,9 @@ impl MysqlApplier {
         // Find the change(s) the destination rejects: one at a time, each under a savepoint.
         self.pending.clear();
         self.conflicts.truncate(conflicts_before);
-        self.suspects.truncate(suspects_before);
         self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_chunk").await?;
         for c in changes {
-            let before = (self.conflicts.len(), self.suspects.len());
+            let before = self.conflicts.len();
             self.pending.push_str("SAVEPOINT tandem_row;\n");
             let r = match self.write_inner(std::slice::from_ref(c)).await {
                 Ok(()) => self.flush().await,
@@ -419,8 +417,7 @@ impl MysqlApplier {
                     return Err(e);
                 }
                 self.pending.clear();
-                self.conflicts.truncate(before.0);
-                self.suspects.truncate(before.1);
+                self.conflicts.truncate(before);
                 self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_row").await?;
                 self.reject(c, e)?;
             }
@@ -451,7 +448,6 @@ impl MysqlApplier {
         self.pending.push_str(&format!("DELETE FROM {} WHERE id = {id};\nCOMMIT", self.state_table("quarantine")));
         self.flush().await?;
         self.conflicts.clear();
-        self.suspects.clear();
         Ok(None)
     }
 
@@ -468,10 +464,7 @@ impl MysqlApplier {
         if let Some(statements) = fresh_inserts(changes, &schemas, &self.pairs).and_then(|runs| plain_inserts(&schemas, &runs)) {
             self.pending.push_str("SAVEPOINT tandem_fresh;\n");
             match self.send_all(&statements).await {
-                Ok(()) => {
-                    self.suspects.note_fresh(changes);
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 // A key exists at the destination or repeats in the chunk (or a value
                 // is refused): undo, and merge against the current rows, which also
                 // finds any refused change.
@@ -491,7 +484,6 @@ impl MysqlApplier {
         let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Postgres, &mut current);
         report(&outcome, &schemas, Side::Postgres);
         self.conflicts.extend(outcome.conflicts);
-        self.suspects.note(outcome.suspects);
         for run in runs {
             let Some(schema) = schemas.iter().find(|s| s.pair == run.pair) else { continue };
             // Split long runs so one statement stays well under max_allowed_packet.
@@ -586,14 +578,14 @@ impl MysqlApplier {
             }
         }
         self.pending.push_str(", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at);\nCOMMIT");
-        let suspects = self.suspects.committing();
+        self.batches.committing(&last.position);
         match self.flush().await {
             Ok(()) => {
-                self.suspects.committed();
+                self.batches.committed();
                 Ok(())
             }
             Err(e) => {
-                self.suspects.failed(&suspects);
+                self.batches.failed(&last.position);
                 Err(self.fenced_or(e).await)
             }
         }

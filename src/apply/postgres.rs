@@ -26,7 +26,7 @@ use super::BatchApplier;
 use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::key_text;
 use crate::conflict::ConflictRecord;
-use crate::conflict::incarnation::{Incarnations, SuspectLog};
+use crate::conflict::incarnation::{BatchLog, Incarnations};
 use crate::model::Row;
 use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
@@ -50,7 +50,7 @@ pub struct PostgresApplier {
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
     /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
-    suspects: SuspectLog,
+    batches: BatchLog,
     /// Per pair: the locking read of current rows and its column type OIDs.
     readers: HashMap<usize, (tokio_postgres::Statement, Vec<u32>)>,
     /// Grouped updates by pair and the columns they set.
@@ -98,7 +98,7 @@ impl PostgresApplier {
             server_identity: None,
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
-            suspects: SuspectLog::new(Side::Postgres),
+            batches: BatchLog::new(Side::Postgres),
             readers: HashMap::new(),
             updates: HashMap::new(),
             commit_statements: None,
@@ -109,9 +109,9 @@ impl PostgresApplier {
         })
     }
 
-    /// Shares suspects with the Postgres source of the other direction.
+    /// Shares batch registrations with the Postgres source of the other direction.
     pub fn set_incarnations(&mut self, reg: std::sync::Arc<Incarnations>) {
-        self.suspects.attach(reg);
+        self.batches.attach(reg);
     }
 
     /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
@@ -270,7 +270,6 @@ impl BatchApplier for PostgresApplier {
 
     async fn rollback(&mut self) -> Result<()> {
         self.conflicts.clear();
-        self.suspects.clear();
         self.rejected.clear();
         self.client.batch_execute("ROLLBACK").await?;
         Ok(())
@@ -294,7 +293,7 @@ impl BatchApplier for PostgresApplier {
     }
 
     fn set_seen(&mut self, seen: Option<SourcePos>) {
-        self.suspects.set_seen(seen);
+        self.batches.set_seen(seen);
     }
 
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
@@ -340,24 +339,22 @@ impl PostgresApplier {
     /// rejects it, finds the rejected change(s) one at a time and sets them aside.
     async fn write_screened(&mut self, changes: &[Change]) -> Result<()> {
         self.client.batch_execute("SAVEPOINT tandem_chunk").await?;
-        let (conflicts_before, suspects_before) = (self.conflicts.len(), self.suspects.len());
+        let conflicts_before = self.conflicts.len();
         let Err(e) = self.write_inner(changes).await else { return Ok(()) };
         if !e.is_rejection() {
             return Err(e);
         }
         // Find the change(s) the destination rejects: one at a time, each under a savepoint.
         self.conflicts.truncate(conflicts_before);
-        self.suspects.truncate(suspects_before);
         self.client.batch_execute("ROLLBACK TO SAVEPOINT tandem_chunk").await?;
         for c in changes {
-            let before = (self.conflicts.len(), self.suspects.len());
+            let before = self.conflicts.len();
             self.client.batch_execute("SAVEPOINT tandem_row").await?;
             if let Err(e) = self.write_inner(std::slice::from_ref(c)).await {
                 if !e.is_rejection() {
                     return Err(e);
                 }
-                self.conflicts.truncate(before.0);
-                self.suspects.truncate(before.1);
+                self.conflicts.truncate(before);
                 self.client.batch_execute("ROLLBACK TO SAVEPOINT tandem_row").await?;
                 self.reject(c, e)?;
             }
@@ -385,7 +382,6 @@ impl PostgresApplier {
         self.client.execute(&format!("DELETE FROM {}.quarantine WHERE id = $1", pg_ident(&self.state_schema)), &[&id]).await?;
         self.client.batch_execute("COMMIT").await?;
         self.conflicts.clear();
-        self.suspects.clear();
         Ok(None)
     }
 
@@ -407,10 +403,7 @@ impl PostgresApplier {
         if let Some(copies) = fresh_inserts(changes, &schemas, &self.pairs).and_then(|runs| copies(&schemas, &runs)) {
             self.client.batch_execute("SAVEPOINT tandem_fresh").await?;
             match self.copy_all(copies).await {
-                Ok(()) => {
-                    self.suspects.note_fresh(changes);
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 // A key exists at the destination or repeats in the chunk (or the
                 // server refuses a value, or COPY itself): undo, and merge against the
                 // current rows, which also finds any refused change.
@@ -429,7 +422,6 @@ impl PostgresApplier {
         let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Mysql, &mut current);
         report(&outcome, &schemas, Side::Mysql);
         self.conflicts.extend(outcome.conflicts);
-        self.suspects.note(outcome.suspects);
         for run in runs {
             let Some(schema) = schemas.iter().find(|s| s.pair == run.pair) else { continue };
             match run.ops.first() {
@@ -550,12 +542,12 @@ impl PostgresApplier {
             self.client.batch_execute("ROLLBACK").await?;
             return Err(Error::Fenced { side: "postgres", epoch });
         }
-        let suspects = self.suspects.committing();
+        self.batches.committing(&last.position);
         if let Err(e) = self.client.batch_execute("COMMIT").await {
-            self.suspects.failed(&suspects);
+            self.batches.failed(&last.position);
             return Err(e.into());
         }
-        self.suspects.committed();
+        self.batches.committed();
         Ok(())
     }
 

@@ -1,56 +1,59 @@
 //! Row incarnations: telling a change of an old row from a change of a new
 //! row with the same key (a delete followed by a re-insert), so that both
-//! sides converge when one side re-creates a key while the other side still
-//! changes or deletes the old row (DESIGN §3, convergence).
+//! sides converge when one side re-creates or deletes a key while the other
+//! side still changes the old row (DESIGN §3, convergence).
 //!
 //! The destination D cannot tell, when it applies a change X made on side S,
 //! whether D's row with X's key is the row X saw or a new one D created after
 //! deleting it; D's own replication stream can, in stream order. So:
 //! - every source transaction carries `seen`: the other side's position that
 //!   had been applied on its side when it committed (read from the appliers'
-//!   own transactions in the stream: the checkpoint they write);
-//! - an applier that writes X to a row which is not the row X saw (missing,
-//!   or different from X's before-image) registers a *suspect*
-//!   `(pair, key, X.seen)` in the shared `Incarnations` before it commits;
+//!   own transactions in the stream: the position they record);
+//! - the batcher never mixes two `seen`s in one batch, and each applier
+//!   registers its batch `(applied position, seen)` here just before COMMIT;
 //! - D's source remembers the keys D itself deleted, with the position of the
-//!   deleting transaction (`Tombstones`); when it reads tandem's own write of
-//!   a suspect key back (an echo, normally dropped) and D deleted that key
-//!   after X.seen — D's delete and X were concurrent — it forwards that write
-//!   to S as a change of D, so S applies the same outcome D has.
+//!   deleting transaction (`Tombstones`); in tandem's own transactions (echoes,
+//!   normally dropped) it keeps the writes to keys it has seen deleted, and at
+//!   the echo's commit looks its batch up by the applied position the echo
+//!   records: writes to keys D deleted after that batch's `seen` — D's delete
+//!   and the change were concurrent — are forwarded to S as changes of D, so
+//!   S applies the outcome D has.
 //!
-//! Invariants: a suspect is consumed by the first echo of its key or expires
-//! after `SUSPECT_TTL`; tombstones are bounded (`MAX_TOMBSTONES`, oldest
-//! forgotten first); both live in memory only, so a restart that re-reads the
-//! stream from a checkpoint forgets deletes read before it (README: known
-//! limits). With one direction running no registry exists and nothing changes.
+//! Invariants: echoes are read in commit order, so looking a batch up drops
+//! every batch registered before it (their echoes are past); batches and
+//! tombstones are bounded (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten
+//! first); both live in memory only, so a restart that re-reads the stream
+//! from a checkpoint forgets deletes read before it (README: known limits).
+//! A forward that was not needed is harmless: it carries D's current row,
+//! which S merges like any change. With one direction running no registry
+//! exists and nothing changes.
 
 use crate::config::Side;
-use crate::model::SourcePos;
+use crate::model::{Change, SourcePos};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-/// How long a registered suspect waits for its echo.
-pub const SUSPECT_TTL: Duration = Duration::from_secs(120);
 /// Deleted keys a source remembers.
 pub const MAX_TOMBSTONES: usize = 200_000;
+/// Committing batches whose echo has not been read yet, per side.
+pub const MAX_BATCHES: usize = 65_536;
 
 /// (pair index, key text of `conflict::compare::key_text`).
 pub type KeyRef = (usize, String);
 
-#[derive(Debug, Default)]
-struct Book {
-    suspects: HashMap<KeyRef, VecDeque<(SourcePos, Instant)>>,
-}
+/// One applier batch: the source position it applied and its `seen`.
+type BatchEntry = (SourcePos, Option<SourcePos>);
 
-/// Suspects per destination side, shared by the two directions of one run.
+/// Shared by the two directions of one run; every array is indexed by side.
 #[derive(Debug, Default)]
 pub struct Incarnations {
-    books: [Mutex<Book>; 2],
-    pending: [AtomicUsize; 2],
-    /// Per side: the keys that side deleted itself, recorded by its source.
+    /// The keys each side deleted itself, recorded by its source.
     tombstones: [Mutex<Tombstones>; 2],
+    /// Has the side's source recorded any delete (then echoes are decoded)?
+    deleted_any: [AtomicBool; 2],
+    /// Batches written to each side, in commit order.
+    batches: [Mutex<VecDeque<BatchEntry>>; 2],
     /// Per source side: `seen` of the last transaction its direction
     /// committed — where that source resumes (`resume_seen`).
     resume: Mutex<[Option<SourcePos>; 2]>,
@@ -63,17 +66,21 @@ fn slot(side: Side) -> usize {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Incarnations {
     /// `seen` of the first transactions a source of `side` reads when it
     /// resumes at its checkpoint.
     pub fn resume_seen(&self, side: Side) -> Option<SourcePos> {
-        self.resume.lock().unwrap_or_else(|e| e.into_inner())[slot(side)].clone()
+        lock(&self.resume)[slot(side)].clone()
     }
 
     /// Sets `resume_seen(side)`: at start, from the other direction's
     /// checkpoint; then from every commit of the direction reading `side`.
     pub fn set_resume_seen(&self, side: Side, seen: Option<SourcePos>) {
-        self.resume.lock().unwrap_or_else(|e| e.into_inner())[slot(side)] = seen;
+        lock(&self.resume)[slot(side)] = seen;
     }
 
     /// Records deletes of `side` (its source, at the deleting transaction's commit).
@@ -81,75 +88,79 @@ impl Incarnations {
         if keys.is_empty() && truncated.is_empty() {
             return;
         }
-        self.tombstones[slot(side)].lock().unwrap_or_else(|e| e.into_inner()).record(keys, truncated, at);
+        tracing::debug!(?side, at = %at, keys = ?keys.iter().map(|k| &k.1).collect::<Vec<_>>(), ?truncated, "deletes recorded");
+        lock(&self.tombstones[slot(side)]).record(keys, truncated, at);
+        self.deleted_any[slot(side)].store(true, Ordering::Release);
+    }
+
+    /// Must `side`'s source decode tandem's own writes (has it seen a delete)?
+    pub fn tracks_deletes(&self, side: Side) -> bool {
+        self.deleted_any[slot(side)].load(Ordering::Acquire)
+    }
+
+    /// Has `side`'s source read a delete of `key` (at any position)?
+    pub fn tombstoned(&self, side: Side, key: &KeyRef) -> bool {
+        lock(&self.tombstones[slot(side)]).any(key)
     }
 
     /// Has `side`'s source read a delete of `key` made after `seen`?
     pub fn deleted_after(&self, side: Side, key: &KeyRef, seen: &SourcePos) -> bool {
-        self.tombstones[slot(side)].lock().unwrap_or_else(|e| e.into_inner()).deleted_after(key, seen)
+        lock(&self.tombstones[slot(side)]).deleted_after(key, seen)
     }
 
-    /// Should the echo of tandem's write to `key` on `side` be forwarded:
-    /// was the write a suspect whose change was concurrent with a delete of
-    /// `side`? Consumes the key's suspects.
-    pub fn forward(&self, side: Side, key: &KeyRef) -> bool {
-        let seens = self.take(side, key);
-        if seens.is_empty() {
-            return false;
+    /// An applier writing to `dest` is about to commit the batch that applied
+    /// source transactions up to `applied`, all with `seen`.
+    pub fn batch_committing(&self, dest: Side, applied: &SourcePos, seen: Option<&SourcePos>) {
+        let mut q = lock(&self.batches[slot(dest)]);
+        q.push_back((applied.clone(), seen.cloned()));
+        while q.len() > MAX_BATCHES {
+            q.pop_front();
         }
-        let t = self.tombstones[slot(side)].lock().unwrap_or_else(|e| e.into_inner());
-        seens.iter().any(|seen| t.deleted_after(key, seen))
     }
 
-    /// Registers suspects written to `dest` in a transaction about to commit.
-    pub fn register(&self, dest: Side, suspects: &[(KeyRef, SourcePos)]) {
-        if suspects.is_empty() {
-            return;
+    /// The COMMIT of the batch registered with `applied` failed.
+    pub fn batch_failed(&self, dest: Side, applied: &SourcePos) {
+        let mut q = lock(&self.batches[slot(dest)]);
+        if let Some(i) = q.iter().rposition(|(a, _)| a == applied) {
+            q.remove(i);
         }
-        let mut book = self.books[slot(dest)].lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        for (k, seen) in suspects {
-            book.suspects.entry(k.clone()).or_default().push_back((seen.clone(), now));
-        }
-        self.pending[slot(dest)].store(book.suspects.len(), Ordering::Release);
     }
 
-    /// Takes back suspects whose transaction did not commit.
-    pub fn withdraw(&self, dest: Side, suspects: &[(KeyRef, SourcePos)]) {
-        if suspects.is_empty() {
-            return;
-        }
-        let mut book = self.books[slot(dest)].lock().unwrap_or_else(|e| e.into_inner());
-        for (k, seen) in suspects {
-            if let Some(q) = book.suspects.get_mut(k) {
-                if let Some(i) = q.iter().rposition(|(s, _)| s == seen) {
-                    q.remove(i);
-                }
-                if q.is_empty() {
-                    book.suspects.remove(k);
-                }
+    /// The batch whose echo on `side` records `applied`: `Some(seen)` when it
+    /// is registered (earlier batches are dropped: their echoes are past).
+    fn batch_seen(&self, side: Side, applied: &SourcePos) -> Option<Option<SourcePos>> {
+        let mut q = lock(&self.batches[slot(side)]);
+        let i = q.iter().position(|(a, _)| a == applied)?;
+        let (_, seen) = q.drain(..=i).last()?;
+        Some(seen)
+    }
+
+    /// At the commit of an echo on `side` that records `applied`: which of
+    /// `candidates` (its writes to tombstoned keys) to forward — those to
+    /// keys `side` deleted after the batch's `seen` (any delete when the
+    /// batch had no `seen`). Nothing when the batch is unknown.
+    pub fn forwardable(&self, side: Side, applied: Option<&SourcePos>, mut candidates: Vec<Change>) -> Vec<Change> {
+        let Some(seen) = applied.and_then(|a| self.batch_seen(side, a)) else {
+            if !candidates.is_empty() {
+                tracing::debug!(?side, applied = ?applied.map(|a| a.to_string()), candidates = candidates.len(), "echo of an unknown batch: nothing forwarded");
             }
+            return Vec::new();
+        };
+        if candidates.is_empty() {
+            return candidates;
         }
-        self.pending[slot(dest)].store(book.suspects.len(), Ordering::Release);
-    }
-
-    /// Are suspects waiting for an echo on `side`? (cheap: sources ask per echo)
-    pub fn pending(&self, side: Side) -> bool {
-        self.pending[slot(side)].load(Ordering::Acquire) > 0
-    }
-
-    /// Removes and returns the `seen` positions of the suspects of `key`
-    /// written to `side` (expired ones are dropped).
-    pub fn take(&self, side: Side, key: &KeyRef) -> Vec<SourcePos> {
-        let mut book = self.books[slot(side)].lock().unwrap_or_else(|e| e.into_inner());
-        let found = book.suspects.remove(key).unwrap_or_default();
-        let now = Instant::now();
-        book.suspects.retain(|_, q| {
-            q.retain(|(_, at)| now.duration_since(*at) < SUSPECT_TTL);
-            !q.is_empty()
+        let before = candidates.len();
+        let t = lock(&self.tombstones[slot(side)]);
+        candidates.retain(|c| {
+            let key = (c.pair, crate::conflict::compare::key_text(&c.key));
+            match &seen {
+                Some(seen) => t.deleted_after(&key, seen),
+                None => t.any(&key),
+            }
         });
-        self.pending[slot(side)].store(book.suspects.len(), Ordering::Release);
-        found.into_iter().map(|(s, _)| s).collect()
+        tracing::debug!(?side, seen = ?seen.as_ref().map(|s| s.to_string()), candidates = before,
+            forwarded = ?candidates.iter().map(|c| (c.op, crate::conflict::compare::key_text(&c.key))).collect::<Vec<_>>(), "echo writes to deleted keys");
+        candidates
     }
 }
 
@@ -187,6 +198,10 @@ impl Tombstones {
         self.keys.get(key).is_some_and(after) || self.truncated.get(&key.0).is_some_and(after)
     }
 
+    /// Was `key` deleted on this side at all (as far as remembered)?
+    pub fn any(&self, key: &KeyRef) -> bool {
+        self.keys.contains_key(key) || self.truncated.contains_key(&key.0)
+    }
 }
 
 /// What a source needs to track row incarnations of its side.
@@ -224,83 +239,51 @@ pub fn pg_applied_prefix(origin: &str) -> String {
     format!("{origin}_applied")
 }
 
-/// An applier's suspects of its open transaction.
-pub struct SuspectLog {
+/// An applier's side of the registry: the `seen` of the batch it is
+/// writing, registered with the batch's applied position at COMMIT.
+pub struct BatchLog {
     reg: Option<std::sync::Arc<Incarnations>>,
     dest: Side,
     seen: Option<SourcePos>,
-    open: Vec<(KeyRef, SourcePos)>,
+    /// The `seen` in force when it last changed since the last COMMIT: a
+    /// batch whose transactions had several registers the earliest (a
+    /// forward too many is harmless, one too few diverges).
+    earliest: Option<Option<SourcePos>>,
 }
 
-impl SuspectLog {
+impl BatchLog {
     pub fn new(dest: Side) -> Self {
-        SuspectLog { reg: None, dest, seen: None, open: Vec::new() }
+        BatchLog { reg: None, dest, seen: None, earliest: None }
     }
 
     pub fn attach(&mut self, reg: std::sync::Arc<Incarnations>) {
         self.reg = Some(reg);
     }
 
+    /// The `seen` of the transactions written next (the batcher calls it
+    /// when `seen` changes, before writing them).
     pub fn set_seen(&mut self, seen: Option<SourcePos>) {
-        self.seen = seen;
+        let previous = std::mem::replace(&mut self.seen, seen);
+        self.earliest.get_or_insert(previous);
     }
 
-    /// Notes the writes of one merge that may have met a new row (kept only
-    /// with a registry and a known `seen`): those that met another row for
-    /// sure, and the others whose key the destination's source has seen
-    /// deleted after `seen`.
-    pub fn note(&mut self, suspects: Vec<(KeyRef, bool)>) {
-        let (Some(reg), Some(seen)) = (&self.reg, &self.seen) else { return };
-        for (k, sure) in suspects {
-            if sure || reg.deleted_after(self.dest, &k, seen) {
-                self.open.push((k, seen.clone()));
-            }
-        }
-    }
-
-    /// Notes inserts written without a merge (all into missing rows).
-    pub fn note_fresh(&mut self, changes: &[crate::model::Change]) {
-        if self.reg.is_some() && self.seen.is_some() {
-            let keys = changes.iter().map(|c| ((c.pair, crate::conflict::compare::key_text(&c.key)), false)).collect();
-            self.note(keys);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.open.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
-    }
-
-    /// Forgets suspects noted after the first `n` (rolled back to a savepoint).
-    pub fn truncate(&mut self, n: usize) {
-        self.open.truncate(n);
-    }
-
-    pub fn clear(&mut self) {
-        self.open.clear();
-    }
-
-    /// Registers the open transaction's suspects just before its COMMIT is
-    /// sent (its echo cannot be read earlier); returns them for `failed`.
-    pub fn committing(&mut self) -> Vec<(KeyRef, SourcePos)> {
-        let open = std::mem::take(&mut self.open);
+    /// Registers the batch that applied up to `applied` just before its
+    /// COMMIT is sent (its echo cannot be read earlier).
+    pub fn committing(&mut self, applied: &SourcePos) {
+        let seen = self.earliest.take().unwrap_or_else(|| self.seen.clone());
         if let Some(reg) = &self.reg {
-            reg.register(self.dest, &open);
+            reg.batch_committing(self.dest, applied, seen.as_ref());
         }
-        open
     }
 
-    /// The COMMIT of suspects from `committing` failed.
-    pub fn failed(&self, suspects: &[(KeyRef, SourcePos)]) {
+    /// The COMMIT of the batch from `committing(applied)` failed.
+    pub fn failed(&self, applied: &SourcePos) {
         if let Some(reg) = &self.reg {
-            reg.withdraw(self.dest, suspects);
+            reg.batch_failed(self.dest, applied);
         }
     }
 
-    /// The transaction committed: its source resumes after it with its `seen`.
+    /// The batch committed: its source resumes after it with its `seen`.
     pub fn committed(&self) {
         if let (Some(reg), Some(seen)) = (&self.reg, &self.seen) {
             reg.set_resume_seen(self.dest.other(), Some(seen.clone()));
@@ -311,7 +294,7 @@ impl SuspectLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Lsn;
+    use crate::model::{Lsn, Op, Value};
 
     fn pos(n: u64) -> SourcePos {
         SourcePos::Postgres(Lsn(n))
@@ -321,42 +304,84 @@ mod tests {
         (0, s.to_string())
     }
 
-    #[test]
-    fn a_suspect_concurrent_with_a_delete_is_forwarded_once() {
-        let reg = Incarnations::default();
-        reg.record_deletes(Side::Postgres, vec![k("1")], &[], &pos(20));
-        reg.register(Side::Postgres, &[(k("1"), pos(10))]);
-        assert!(reg.pending(Side::Postgres));
-        assert!(!reg.pending(Side::Mysql));
-        assert!(reg.forward(Side::Postgres, &k("1")));
-        assert!(!reg.pending(Side::Postgres));
-        assert!(!reg.forward(Side::Postgres, &k("1")), "consumed by its echo");
-        assert!(!reg.forward(Side::Mysql, &k("1")), "tombstones are per side");
+    fn write(key: i64) -> Change {
+        Change { pair: 0, op: Op::Insert, key: vec![Value::Int(key)], before: None, after: Some(vec![Value::Int(key)]) }
+    }
+
+    fn key_of(n: i64) -> KeyRef {
+        (0, crate::conflict::compare::key_text(&[Value::Int(n)]))
     }
 
     #[test]
-    fn a_suspect_that_saw_the_delete_is_not_forwarded() {
+    fn writes_of_a_batch_concurrent_with_a_delete_are_forwarded() {
         let reg = Incarnations::default();
-        reg.record_deletes(Side::Postgres, vec![k("1")], &[], &pos(20));
-        reg.register(Side::Postgres, &[(k("1"), pos(20)), (k("2"), pos(5))]);
-        assert!(!reg.forward(Side::Postgres, &k("1")), "seen == delete position: the change saw the delete");
-        assert!(!reg.forward(Side::Postgres, &k("2")), "key 2 was never deleted here");
+        assert!(!reg.tracks_deletes(Side::Postgres));
+        reg.record_deletes(Side::Postgres, vec![key_of(1), key_of(2)], &[], &pos(20));
+        assert!(reg.tracks_deletes(Side::Postgres));
+        assert!(!reg.tracks_deletes(Side::Mysql), "tombstones are per side");
+        assert!(reg.tombstoned(Side::Postgres, &key_of(1)) && !reg.tombstoned(Side::Postgres, &key_of(3)));
+        reg.batch_committing(Side::Postgres, &pos(100), Some(&pos(10)));
+        reg.batch_committing(Side::Postgres, &pos(200), Some(&pos(20)));
+        let fwd = reg.forwardable(Side::Postgres, Some(&pos(100)), vec![write(1), write(3)]);
+        assert_eq!(fwd, vec![write(1)], "key 1 was deleted (at 20) after the batch's seen (10); key 3 never");
+        let fwd = reg.forwardable(Side::Postgres, Some(&pos(200)), vec![write(1), write(2)]);
+        assert!(fwd.is_empty(), "the second batch had seen the delete (seen == 20)");
     }
 
     #[test]
-    fn an_insert_into_a_missing_row_is_a_suspect_only_after_a_known_delete() {
+    fn an_echo_finds_its_own_batch_and_earlier_ones_are_dropped() {
+        let reg = Incarnations::default();
+        reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
+        reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(25)));
+        reg.batch_committing(Side::Mysql, &pos(200), Some(&pos(10)));
+        // The echo of the batch at 100 was skipped (or wrote nothing): the one at 200 is found.
+        assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(200)), vec![write(1)]), vec![write(1)]);
+        assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]).is_empty(), "dropped: its echo is past");
+        assert!(reg.forwardable(Side::Mysql, None, vec![write(1)]).is_empty(), "an echo without a position forwards nothing");
+    }
+
+    #[test]
+    fn a_failed_batch_is_withdrawn_and_a_batch_without_seen_forwards_any_tombstoned_key() {
+        let reg = Incarnations::default();
+        reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
+        reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(10)));
+        reg.batch_failed(Side::Mysql, &pos(100));
+        assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]).is_empty());
+        reg.batch_committing(Side::Mysql, &pos(100), None);
+        assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]), vec![write(1)]);
+    }
+
+    #[test]
+    fn the_batch_log_registers_with_its_seen_and_sets_resume() {
         let reg = std::sync::Arc::new(Incarnations::default());
-        reg.record_deletes(Side::Mysql, vec![k("1")], &[], &pos(20));
-        let mut log = SuspectLog::new(Side::Mysql);
+        reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
+        let mut log = BatchLog::new(Side::Mysql);
         log.attach(reg.clone());
-        log.note(vec![(k("1"), false)]);
-        assert!(log.is_empty(), "no seen yet: nothing to compare with");
         log.set_seen(Some(pos(10)));
-        log.note(vec![(k("1"), false), (k("2"), false), (k("3"), true)]);
-        let open = log.committing();
-        assert_eq!(open, vec![(k("1"), pos(10)), (k("3"), pos(10))]);
+        log.committing(&pos(300));
         log.committed();
         assert_eq!(reg.resume_seen(Side::Postgres), Some(pos(10)), "the source of the other side resumes with this seen");
+        let fwd = |at: u64| reg.forwardable(Side::Mysql, Some(&pos(at)), vec![write(1)]).len();
+        assert_eq!(fwd(300), 1, "the batch began with no seen: any delete counts");
+        log.committing(&pos(400));
+        assert_eq!(fwd(400), 1, "seen 10 all through: the delete at 20 came after");
+        log.set_seen(Some(pos(25)));
+        log.set_seen(Some(pos(30)));
+        log.committing(&pos(500));
+        assert_eq!(fwd(500), 1, "a batch spanning seen 10..30 registers the earliest");
+        log.committing(&pos(600));
+        assert_eq!(fwd(600), 0, "seen 30 all through: the delete at 20 was seen");
+
+    }
+
+    #[test]
+    fn batches_stay_bounded() {
+        let reg = Incarnations::default();
+        for n in 0..(MAX_BATCHES as u64 + 5) {
+            reg.batch_committing(Side::Postgres, &pos(n), None);
+        }
+        assert_eq!(lock(&reg.batches[0]).len(), MAX_BATCHES);
+        assert_eq!(lock(&reg.batches[0]).front().map(|b| b.0.clone()), Some(pos(5)));
     }
 
     #[test]
@@ -364,15 +389,13 @@ mod tests {
         let mut t = Tombstones::default();
         t.record(Vec::new(), &[0], &pos(30));
         assert!(t.deleted_after(&k("7"), &pos(29)));
+        assert!(t.any(&k("7")));
         assert!(!t.deleted_after(&(1, "7".into()), &pos(29)));
+        assert!(!t.any(&(1, "7".into())));
     }
 
     #[test]
-    fn withdrawn_suspects_are_gone_and_tombstones_stay_bounded() {
-        let reg = Incarnations::default();
-        reg.register(Side::Mysql, &[(k("1"), pos(1))]);
-        reg.withdraw(Side::Mysql, &[(k("1"), pos(1))]);
-        assert!(!reg.pending(Side::Mysql));
+    fn tombstones_stay_bounded() {
         let mut t = Tombstones::default();
         t.record((0..MAX_TOMBSTONES + 10).map(|i| k(&i.to_string())).collect(), &[], &pos(5));
         assert_eq!(t.keys.len(), MAX_TOMBSTONES);

@@ -93,9 +93,6 @@ pub struct Outcome {
     pub missing_updates: u64,
     /// Deletes from a side not listed in `deletes`.
     pub skipped_deletes: u64,
-    /// Writes that may have met a row other than the one their change saw
-    /// (`crate::conflict::incarnation`): ((pair, key text), surely).
-    pub suspects: Vec<((usize, String), bool)>,
 }
 
 /// Merges `change` into the destination whose current row for the change's

@@ -68,6 +68,26 @@ async fn a_reinsert_concurrent_with_an_update_of_the_old_row_converges() {
     run.stop().await;
 }
 
+/// The mirror image: MariaDB deletes row 1 and inserts it again while
+/// Postgres updates the old row 1 (postgres-wins). Pins that the binlog
+/// source remembers MariaDB's own deletes even in a transaction too small to
+/// be sent in chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_reinsert_concurrent_with_a_postgres_update_of_the_old_row_converges() {
+    let (db, cfg, run) = seeded("my_reinsert_upd", "on_conflict = \"postgres-wins\"", "", 2).await;
+    let run = concurrently(
+        &db,
+        &cfg,
+        run,
+        "UPDATE items SET v = 'v-pg' WHERE id = 1",
+        "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-my', 'b-my', 'v-my', '2024-01-01 00:00:01')",
+    )
+    .await;
+    let (pg, my) = converged(&db).await;
+    assert_eq!(pg, my, "the sides converge");
+    run.stop().await;
+}
+
 /// Row 1 deleted in Postgres behind tandem's back, then updated in MariaDB.
 async fn missing_row_case(test: &str, settings: &str) -> (TestDb, InProcess) {
     let (db, cfg, run) = seeded(test, settings, "", 2).await;

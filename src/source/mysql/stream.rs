@@ -80,6 +80,24 @@ struct OpenTxn {
     truncated: Vec<usize>,
     /// Echo: tandem's writes to forward (`crate::conflict::incarnation`).
     forward: Vec<Change>,
+    /// How many of `buf`'s changes `note_deletes` has looked at.
+    noted: usize,
+}
+
+/// Adds the keys deleted (and pairs truncated) by `txn.buf`'s changes not
+/// looked at yet to the transaction's tombstones, when tracking them.
+fn note_deletes(pairs: &HashMap<(String, String), PairSchema>, tracking: bool, txn: &mut OpenTxn) {
+    if tracking && !txn.echo {
+        for c in txn.buf.iter().skip(txn.noted) {
+            if c.op == Op::Truncate {
+                txn.truncated.push(c.pair);
+            } else if txn.deleted.len() < crate::conflict::incarnation::MAX_TOMBSTONES {
+                let schema = pairs.values().find(|p| p.pair == c.pair);
+                txn.deleted.extend(schema.and_then(|p| deleted_key(c, p)));
+            }
+        }
+    }
+    txn.noted = txn.buf.len();
 }
 
 /// What a TABLE_MAP's table is to tandem.
@@ -548,16 +566,8 @@ impl Streamer {
             out.push(SourceEvent::Begin { txn_seq: self.txn_seq, seen: self.seen.clone() });
         }
         if !txn.buf.is_empty() {
-            if self.opts.incarnations.is_some() {
-                for c in &txn.buf {
-                    if c.op == Op::Truncate {
-                        txn.truncated.push(c.pair);
-                    } else if txn.deleted.len() < crate::conflict::incarnation::MAX_TOMBSTONES {
-                        let schema = self.pairs.values().find(|p| p.pair == c.pair);
-                        txn.deleted.extend(schema.and_then(|p| deleted_key(c, p)));
-                    }
-                }
-            }
+            note_deletes(&self.pairs, self.opts.incarnations.is_some(), txn);
+            txn.noted = 0;
             out.push(SourceEvent::Changes(std::mem::take(&mut txn.buf)));
         }
         for ev in out {
@@ -611,11 +621,17 @@ impl Streamer {
     /// Delivers (or drops) a finished transaction ending at `position`.
     async fn finish_txn(&mut self, ev: &Event, mut txn: OpenTxn, how: Finish, position: SourcePos) -> Result<bool> {
         if how == Finish::Commit && self.opts.incarnations.is_some() {
-            if let Some(applied) = txn.applied.take() {
-                self.seen = Some(applied);
+            let applied = txn.applied.take();
+            note_deletes(&self.pairs, self.opts.incarnations.is_some(), &mut txn);
+            if let Some((t, _)) = &self.opts.incarnations {
+                if txn.echo {
+                    txn.forward = t.reg.forwardable(crate::config::Side::Mysql, applied.as_ref(), std::mem::take(&mut txn.forward));
+                } else {
+                    t.reg.record_deletes(crate::config::Side::Mysql, std::mem::take(&mut txn.deleted), &txn.truncated, &position);
+                }
             }
-            if let (false, Some((t, _))) = (txn.echo, &self.opts.incarnations) {
-                t.reg.record_deletes(crate::config::Side::Mysql, std::mem::take(&mut txn.deleted), &txn.truncated, &position);
+            if let Some(applied) = applied {
+                self.seen = Some(applied);
             }
             if txn.echo && !txn.forward.is_empty() {
                 // tandem's writes that met a row MySQL re-created: MySQL's outcome goes to Postgres.
@@ -681,8 +697,9 @@ impl Streamer {
 
 impl Streamer {
     /// Reads what matters in a rows event of tandem's own transaction: the
-    /// Postgres position it applied (`tandem.checkpoints`) and, while suspects
-    /// wait (`crate::conflict::incarnation`), its writes to forward.
+    /// Postgres position it applied (`tandem.checkpoints`) and, once MySQL
+    /// deleted something (`crate::conflict::incarnation`), its writes to
+    /// deleted keys: the candidates to forward at its commit.
     fn decode_echo(&mut self, re: &mysql_async::binlog::events::RowsEventData<'_>, entry: &TableEntry) -> Result<Option<Vec<Change>>> {
         let Some((tracking, _)) = self.opts.incarnations.as_ref() else { return Ok(None) };
         let Some(txn) = self.txn.as_mut() else { return Ok(None) };
@@ -693,10 +710,10 @@ impl Streamer {
                     txn.applied = Some(SourcePos::Postgres(lsn));
                 }
             }
-            Route::Paired(Ok(dec)) if tracking.reg.pending(crate::config::Side::Mysql) => {
+            Route::Paired(Ok(dec)) if tracking.reg.tracks_deletes(crate::config::Side::Mysql) => {
                 let Ok(colmap) = &entry.colmap else { return Ok(None) };
                 for c in super::rows_event::decode_rows_event(re, &entry.tme, dec, colmap)? {
-                    if tracking.reg.forward(crate::config::Side::Mysql, &(c.pair, key_text(&c.key))) {
+                    if tracking.reg.tombstoned(crate::config::Side::Mysql, &(c.pair, key_text(&c.key))) {
                         txn.forward.push(c);
                     }
                 }

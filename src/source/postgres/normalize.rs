@@ -276,7 +276,11 @@ impl Normalizer {
                 let mut txn = txn;
                 let signals = if txn.mode == TxnMode::AlreadyApplied { Vec::new() } else { std::mem::take(&mut txn.signals) };
                 if let Some(inc) = self.incarnation.as_mut() {
-                    if let Some(applied) = txn.applied.take() {
+                    let applied = txn.applied.take();
+                    if txn.mode == TxnMode::EchoSkip {
+                        txn.forward = inc.reg.forwardable(Side::Postgres, applied.as_ref(), std::mem::take(&mut txn.forward));
+                    }
+                    if let Some(applied) = applied {
                         inc.seen = Some(applied);
                     }
                     if txn.mode == TxnMode::Deliver {
@@ -344,11 +348,12 @@ impl Normalizer {
     }
 
     /// Queues a change of the open transaction; emits a chunk when full.
-    /// In an echo (decoded only while suspects wait), keeps the changes to forward.
+    /// In an echo (decoded once this side deleted something), keeps the
+    /// writes to deleted keys: the candidates to forward at its commit.
     fn push(&mut self, change: Change, out: &mut Vec<SourceEvent>) {
         if let (Some(inc), Some(txn)) = (self.incarnation.as_ref(), self.txn.as_mut()) {
             if txn.mode == TxnMode::EchoSkip {
-                if change.op != Op::Truncate && inc.reg.forward(Side::Postgres, &(change.pair, key_text(&change.key))) {
+                if change.op != Op::Truncate && inc.reg.tombstoned(Side::Postgres, &(change.pair, key_text(&change.key))) {
                     txn.forward.push(change);
                 }
                 return;
@@ -391,7 +396,7 @@ impl Normalizer {
         let entry = self.relations.get(&rel_id).ok_or_else(|| {
             Error::Protocol(format!("pgoutput {what} for relation {rel_id} before its Relation message"))
         })?;
-        let forwarding = txn.mode == TxnMode::EchoSkip && self.incarnation.as_ref().is_some_and(|i| i.reg.pending(Side::Postgres));
+        let forwarding = txn.mode == TxnMode::EchoSkip && self.incarnation.as_ref().is_some_and(|i| i.reg.tracks_deletes(Side::Postgres));
         match (&entry.mapping, txn.mode) {
             (Some(map), TxnMode::Deliver) => build(self, map).map(Some),
             (Some(map), TxnMode::EchoSkip) if forwarding => build(self, map).map(Some),
