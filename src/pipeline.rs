@@ -79,8 +79,9 @@ struct Batch {
     acked: Option<SourcePos>,
     /// Backfill chunks between their watermarks (`crate::backfill`).
     windows: Windows,
-    /// `seen` of the transactions in `buffer` (`SourceEvent::Begin`).
+    /// `seen` and `forwarded` of the transactions in `buffer` (`SourceEvent::Begin`).
     seen: Option<SourcePos>,
+    forwarded: bool,
     /// The open batch waits (up to `LINGER` from its start) for more transactions.
     lingering: bool,
     /// When the last batch committed.
@@ -131,6 +132,7 @@ pub async fn run_batcher<A: BatchApplier>(
         acked: None,
         windows: Windows::default(),
         seen: None,
+        forwarded: false,
         lingering: false,
         last_commit: None,
     };
@@ -154,15 +156,21 @@ pub async fn run_batcher<A: BatchApplier>(
             };
             let Some(event) = event else { break };
             match event {
-                SourceEvent::Begin { seen, .. } => {
-                    if seen != b.seen {
-                        // One `write` holds changes of one `seen` only.
+                SourceEvent::Begin { seen, forwarded, .. } => {
+                    if seen != b.seen || forwarded != b.forwarded {
+                        // One `write` holds changes of one `seen` and one kind only.
                         if !b.buffer.is_empty() {
                             applier.write(&b.buffer).await?;
                             b.buffer.clear();
                         }
-                        applier.set_seen(seen.clone());
-                        b.seen = seen;
+                        if seen != b.seen {
+                            applier.set_seen(seen.clone());
+                            b.seen = seen;
+                        }
+                        if forwarded != b.forwarded {
+                            applier.set_forwarded(forwarded);
+                            b.forwarded = forwarded;
+                        }
                     }
                     if !b.open {
                         applier.begin().await?;

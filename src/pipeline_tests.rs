@@ -70,7 +70,7 @@ fn change(i: i64) -> Change {
 }
 
 fn txn(seq: u64, lsn: u64, rows: usize) -> Vec<SourceEvent> {
-    let mut v = vec![SourceEvent::Begin { txn_seq: seq, seen: None }];
+    let mut v = vec![SourceEvent::Begin { txn_seq: seq, seen: None, forwarded: false }];
     v.push(SourceEvent::Changes((0..rows as i64).map(change).collect()));
     v.push(SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }));
     v
@@ -132,7 +132,7 @@ async fn batches_close_at_max_rows_but_only_on_a_transaction_boundary() {
 
 #[tokio::test]
 async fn large_transaction_is_written_in_chunks_and_committed_once() {
-    let mut ev = vec![SourceEvent::Begin { txn_seq: 1, seen: None }];
+    let mut ev = vec![SourceEvent::Begin { txn_seq: 1, seen: None, forwarded: false }];
     for _ in 0..5 {
         ev.push(SourceEvent::Changes((0..4).map(change).collect()));
     }
@@ -148,7 +148,7 @@ async fn large_transaction_is_written_in_chunks_and_committed_once() {
 #[tokio::test]
 async fn stream_ending_mid_transaction_commits_only_complete_ones() {
     let mut ev = txn(1, 10, 2);
-    ev.push(SourceEvent::Begin { txn_seq: 2, seen: None });
+    ev.push(SourceEvent::Begin { txn_seq: 2, seen: None, forwarded: false });
     ev.push(SourceEvent::Changes(vec![change(7)]));
     let (calls, acks) = drive(ev, settings(100, 100)).await;
     assert_eq!(calls, vec![Call::Begin, Call::Write(2), Call::Commit(SourcePos::Postgres(Lsn(10)))]);
@@ -158,7 +158,7 @@ async fn stream_ending_mid_transaction_commits_only_complete_ones() {
 #[tokio::test]
 async fn stream_ending_inside_a_partly_written_transaction_rolls_back() {
     let mut ev = txn(1, 10, 2);
-    ev.push(SourceEvent::Begin { txn_seq: 2, seen: None });
+    ev.push(SourceEvent::Begin { txn_seq: 2, seen: None, forwarded: false });
     ev.push(SourceEvent::Changes((0..10).map(change).collect()));
     let (calls, acks) = drive(ev, settings(100, 4)).await;
     assert_eq!(calls.last(), Some(&Call::Rollback));
@@ -182,7 +182,7 @@ fn on(pair: usize, i: i64) -> Change {
 
 fn txn_of(seq: u64, lsn: u64, changes: Vec<Change>) -> Vec<SourceEvent> {
     vec![
-        SourceEvent::Begin { txn_seq: seq, seen: None },
+        SourceEvent::Begin { txn_seq: seq, seen: None, forwarded: false },
         SourceEvent::Changes(changes),
         SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }),
     ]

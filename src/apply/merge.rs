@@ -81,11 +81,11 @@ pub struct InsertRun<'a> {
 
 /// Merges a chunk against `current` (the fetched rows; keys not fetched are
 /// absent at the destination). Returns the runs to write and the outcome.
-pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConfig], source: Side, current: &mut Current) -> (Vec<Run>, Outcome) {
+pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConfig], source: Side, forwarded: bool, current: &mut Current) -> (Vec<Run>, Outcome) {
     let mut out = Outcome::default();
     for c in changes {
         let (Some(schema), Some(pair)) = (schemas.iter().find(|s| s.pair == c.pair), pairs.get(c.pair)) else { continue };
-        let ctx = MergeContext { pair, schema, source };
+        let ctx = MergeContext { pair, schema, source, forwarded };
         if c.op == Op::Truncate {
             for ((p, _), row) in current.iter_mut() {
                 if *p == c.pair {

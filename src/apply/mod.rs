@@ -50,6 +50,9 @@ pub trait BatchApplier {
     /// transactions of the next `write`s committed
     /// (`crate::conflict::incarnation`).
     fn set_seen(&mut self, _seen: Option<SourcePos>) {}
+    /// Whether the changes of the next `write`s are forwarded outcomes
+    /// (`SourceEvent::Begin::forwarded`).
+    fn set_forwarded(&mut self, _forwarded: bool) {}
     /// Key column indices of `pair` (backfill windows track keys that move).
     fn pair_key(&self, _pair: usize) -> Option<Vec<usize>> {
         None

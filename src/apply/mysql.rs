@@ -50,6 +50,8 @@ pub struct MysqlApplier {
     conflicts: Vec<ConflictRecord>,
     /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
     batches: BatchLog,
+    /// The changes written are forwarded outcomes (`BatchApplier::set_forwarded`).
+    forwarded: bool,
     /// How this session's transactions are tagged for the binlog reader.
     echo: EchoMark,
     on_error: crate::config::OnError,
@@ -91,6 +93,7 @@ impl MysqlApplier {
             pending: String::with_capacity(FLUSH_BYTES + (1 << 20)),
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
+            forwarded: false,
             batches: BatchLog::new(Side::Mysql),
             echo,
             on_error: cfg.apply.on_error,
@@ -353,6 +356,10 @@ impl BatchApplier for MysqlApplier {
         self.batches.set_seen(seen);
     }
 
+    fn set_forwarded(&mut self, forwarded: bool) {
+        self.forwarded = forwarded;
+    }
+
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
         self.schemas.iter().find(|s| s.pair == pair).map(|s| s.key.clone())
     }
@@ -481,7 +488,7 @@ impl MysqlApplier {
                 self.fetch_current(schema, &keys, &mut current).await?;
             }
         }
-        let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Postgres, &mut current);
+        let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Postgres, self.forwarded, &mut current);
         report(&outcome, &schemas, Side::Postgres);
         self.conflicts.extend(outcome.conflicts);
         for run in runs {

@@ -51,6 +51,8 @@ pub struct PostgresApplier {
     conflicts: Vec<ConflictRecord>,
     /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
     batches: BatchLog,
+    /// The changes written are forwarded outcomes (`BatchApplier::set_forwarded`).
+    forwarded: bool,
     /// Per pair: the locking read of current rows and its column type OIDs.
     readers: HashMap<usize, (tokio_postgres::Statement, Vec<u32>)>,
     /// Grouped updates by pair and the columns they set.
@@ -98,6 +100,7 @@ impl PostgresApplier {
             server_identity: None,
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
+            forwarded: false,
             batches: BatchLog::new(Side::Postgres),
             readers: HashMap::new(),
             updates: HashMap::new(),
@@ -296,6 +299,10 @@ impl BatchApplier for PostgresApplier {
         self.batches.set_seen(seen);
     }
 
+    fn set_forwarded(&mut self, forwarded: bool) {
+        self.forwarded = forwarded;
+    }
+
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
         self.schemas.iter().find(|s| s.pair == pair).map(|s| s.key.clone())
     }
@@ -419,7 +426,7 @@ impl PostgresApplier {
                 self.fetch_current(schema, &keys, &mut current).await?;
             }
         }
-        let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Mysql, &mut current);
+        let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Mysql, self.forwarded, &mut current);
         report(&outcome, &schemas, Side::Mysql);
         self.conflicts.extend(outcome.conflicts);
         for run in runs {

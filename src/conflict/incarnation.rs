@@ -136,9 +136,15 @@ impl Incarnations {
     }
 
     /// At the commit of an echo on `side` that records `applied`: which of
-    /// `candidates` (its writes to tombstoned keys) to forward — those to
-    /// keys `side` deleted after the batch's `seen` (any delete when the
-    /// batch had no `seen`). Nothing when the batch is unknown.
+    /// `candidates` (its writes to tombstoned keys) to forward — inserts and
+    /// updates of keys `side` deleted after the batch's `seen` (any delete
+    /// when the batch had no `seen`). Nothing when the batch is unknown.
+    ///
+    /// Deletes are never forwarded: a delete that met a row `side` had
+    /// re-created removed a newer row than the one it meant; the other side
+    /// has that newer row (the re-insert reached it) and forwards it back
+    /// when it reads its own echo, so the row lives on both. Forwarding the
+    /// delete as well would cross that forward and leave one side without it.
     pub fn forwardable(&self, side: Side, applied: Option<&SourcePos>, mut candidates: Vec<Change>) -> Vec<Change> {
         let Some(seen) = applied.and_then(|a| self.batch_seen(side, a)) else {
             if !candidates.is_empty() {
@@ -152,6 +158,9 @@ impl Incarnations {
         let before = candidates.len();
         let t = lock(&self.tombstones[slot(side)]);
         candidates.retain(|c| {
+            if c.op == crate::model::Op::Delete {
+                return false;
+            }
             let key = (c.pair, crate::conflict::compare::key_text(&c.key));
             match &seen {
                 Some(seen) => t.deleted_after(&key, seen),
@@ -322,8 +331,10 @@ mod tests {
         assert!(reg.tombstoned(Side::Postgres, &key_of(1)) && !reg.tombstoned(Side::Postgres, &key_of(3)));
         reg.batch_committing(Side::Postgres, &pos(100), Some(&pos(10)));
         reg.batch_committing(Side::Postgres, &pos(200), Some(&pos(20)));
-        let fwd = reg.forwardable(Side::Postgres, Some(&pos(100)), vec![write(1), write(3)]);
-        assert_eq!(fwd, vec![write(1)], "key 1 was deleted (at 20) after the batch's seen (10); key 3 never");
+        let mut delete = write(2);
+        delete.op = Op::Delete;
+        let fwd = reg.forwardable(Side::Postgres, Some(&pos(100)), vec![write(1), write(3), delete]);
+        assert_eq!(fwd, vec![write(1)], "key 1 was deleted (at 20) after the batch's seen (10); key 3 never; deletes are not forwarded");
         let fwd = reg.forwardable(Side::Postgres, Some(&pos(200)), vec![write(1), write(2)]);
         assert!(fwd.is_empty(), "the second batch had seen the delete (seen == 20)");
     }

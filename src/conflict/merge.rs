@@ -24,6 +24,11 @@ pub struct MergeContext<'a> {
     pub schema: &'a PairSchema,
     /// The side the change was made on.
     pub source: Side,
+    /// The change is an outcome `source` forwards (`SourceEvent::Begin`):
+    /// columns `source` does not own are adopted where the destination has
+    /// not changed them since the before-image, instead of counting as
+    /// ownership violations.
+    pub forwarded: bool,
 }
 
 impl MergeContext<'_> {
@@ -193,7 +198,7 @@ fn merge_columns(ctx: &MergeContext, change: &Change, before: Option<&Row>, afte
             continue;
         }
         let owner = ctx.schema.columns[i].owner;
-        if !owner.allows(ctx.source) {
+        if !owner.allows(ctx.source) && !ctx.forwarded {
             out.violations.push((ctx.schema.pair, change.key.clone(), i));
             continue;
         }
@@ -233,7 +238,9 @@ fn merge_row_lww(ctx: &MergeContext, change: &Change, before: &Row, after: &Row,
         let changed_here = !matches!(before[i], Value::Unchanged) && !same_value(&before[i], a);
         let owner = ctx.schema.columns[i].owner;
         if !owner.allows(ctx.source) {
-            if changed_here {
+            if ctx.forwarded && changed_here && same_value(&before[i], d) {
+                set.push((i, a.clone()));
+            } else if changed_here && !ctx.forwarded {
                 out.violations.push((ctx.schema.pair, change.key.clone(), i));
             }
             continue;

@@ -64,7 +64,7 @@ fn update(before: Row, after: Row) -> Change {
 fn run(policy: ConflictPolicy, source: Side, change: &Change, dest: Option<Row>) -> (Outcome, Option<Row>) {
     let p = pair(policy);
     let s = schema(&p);
-    let ctx = MergeContext { pair: &p, schema: &s, source };
+    let ctx = MergeContext { pair: &p, schema: &s, source, forwarded: false };
     let mut cur = dest;
     let mut out = Outcome::default();
     merge_change(&ctx, change, &mut cur, None, &mut out);
@@ -133,7 +133,7 @@ fn missing_rows_deletes_and_inserts() {
     let s = schema(&p);
     let mut cur = None;
     let mut out = Outcome::default();
-    merge_change(&MergeContext { pair: &p, schema: &s, source: Side::Mysql }, &c, &mut cur, None, &mut out);
+    merge_change(&MergeContext { pair: &p, schema: &s, source: Side::Mysql, forwarded: false }, &c, &mut cur, None, &mut out);
     assert_eq!(out.ops, vec![(0, MergedOp::Insert(row("a1", "b", "e", 1)))]);
 
     let del = Change { pair: 0, op: Op::Delete, key: vec![Value::Int(1)], before: Some(row("a", "b", "e", 1)), after: None };
@@ -146,7 +146,7 @@ fn missing_rows_deletes_and_inserts() {
     let s = schema(&p);
     let mut cur = Some(row("a", "b", "e", 1));
     let mut out = Outcome::default();
-    merge_change(&MergeContext { pair: &p, schema: &s, source: Side::Mysql }, &del, &mut cur, None, &mut out);
+    merge_change(&MergeContext { pair: &p, schema: &s, source: Side::Mysql, forwarded: false }, &del, &mut cur, None, &mut out);
     assert!(out.ops.is_empty() && cur.is_some() && out.skipped_deletes == 1, "deletes = postgres: a MySQL delete is not propagated");
 }
 
@@ -178,7 +178,7 @@ fn an_update_that_moves_a_row_to_a_new_key_deletes_and_inserts() {
     let mut new = None;
     let mut old = Some(row("a", "b", "e", 1));
     let mut out = Outcome::default();
-    merge_change(&MergeContext { pair: &p, schema: &s, source: Side::Mysql }, &c, &mut new, Some(&mut old), &mut out);
+    merge_change(&MergeContext { pair: &p, schema: &s, source: Side::Mysql, forwarded: false }, &c, &mut new, Some(&mut old), &mut out);
     assert_eq!(out.ops, vec![(0, MergedOp::Delete(vec![Value::Int(1)])), (0, MergedOp::Insert(after))]);
     assert_eq!(old, None);
 }
@@ -191,7 +191,7 @@ fn last_writer_wins_takes_the_newer_row_version_when_the_destination_moved_on() 
     let run_one = |source, change: &Change, dest: Row| {
         let mut cur = Some(dest);
         let mut out = Outcome::default();
-        merge_change(&MergeContext { pair: &p, schema: &s, source }, change, &mut cur, None, &mut out);
+        merge_change(&MergeContext { pair: &p, schema: &s, source, forwarded: false }, change, &mut cur, None, &mut out);
         cur.unwrap()
     };
     // At MariaDB (row b=my @2): Postgres' first change (b: 0 → pg, ts 0 → 1) loses, its second (a, ts 1 → 3) wins whole.
@@ -211,7 +211,7 @@ fn run_computed(source: Side, change: &Change, dest: Option<Row>) -> (Outcome, O
     s.columns[2].pg_generated = true;
     s.columns[2].my_generated = true;
     s.columns[1].pg_identity_always = true;
-    let ctx = MergeContext { pair: &p, schema: &s, source };
+    let ctx = MergeContext { pair: &p, schema: &s, source, forwarded: false };
     let (mut cur, mut out) = (dest, Outcome::default());
     merge_change(&ctx, change, &mut cur, None, &mut out);
     (out, cur)
@@ -239,4 +239,32 @@ fn generated_and_identity_always_columns_are_never_updated() {
     let (out, _) = run_computed(Side::Postgres, &c, Some(row("a0", "b0", "e0", 1)));
     assert_eq!(out.ops, vec![(0, MergedOp::Update { key: vec![Value::Int(1)], columns: vec![(1, t("a1")), (3, t("e1"))] })]);
     assert!(out.conflicts.is_empty());
+}
+
+#[test]
+fn a_forwarded_outcome_is_adopted_in_columns_its_side_does_not_own_unless_changed_here() {
+    // email is owned by Postgres; MySQL forwards the outcome its row holds.
+    let p = pair(ConflictPolicy::MysqlWins);
+    let s = schema(&p);
+    let c = update(row("a0", "b0", "e0", 1), row("a0", "b0", "e1", 1));
+    for policy_ts in [false, true] {
+        let mut p = p.clone();
+        if policy_ts {
+            p.on_conflict = ConflictPolicy::LastWriterWins;
+        }
+        let ctx = MergeContext { pair: &p, schema: &s, source: Side::Mysql, forwarded: true };
+        let (mut cur, mut out) = (Some(row("a0", "b0", "e0", 1)), Outcome::default());
+        merge_change(&ctx, &c, &mut cur, None, &mut out);
+        assert_eq!(cur, Some(row("a0", "b0", "e1", 1)), "unchanged here since: adopted");
+        assert!(out.violations.is_empty());
+        // Postgres changed email itself since (and its timestamp): the owner keeps it.
+        let (mut cur, mut out) = (Some(row("a0", "b0", "e9", 2)), Outcome::default());
+        merge_change(&ctx, &c, &mut cur, None, &mut out);
+        assert_eq!(cur.map(|r| r[3].clone()), Some(t("e9")), "changed here since: the owner's value stays");
+        assert!(out.violations.is_empty());
+    }
+    // Not forwarded: a violation, not applied.
+    let (out, cur) = run(ConflictPolicy::MysqlWins, Side::Mysql, &c, Some(row("a0", "b0", "e0", 1)));
+    assert_eq!(cur, Some(row("a0", "b0", "e0", 1)));
+    assert_eq!(out.violations.len(), 1);
 }

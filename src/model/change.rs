@@ -73,8 +73,12 @@ pub struct TxnMeta {
 pub enum SourceEvent {
     /// A transaction begins. `seen`: the other side's position that had
     /// been applied on this side when the transaction committed, when known
-    /// (`crate::conflict::incarnation`).
-    Begin { txn_seq: u64, seen: Option<SourcePos> },
+    /// (`crate::conflict::incarnation`). `forwarded`: the transaction is not
+    /// this side's own but tandem's write that this side's source forwards
+    /// (the outcome of a change that met a re-created row): the destination
+    /// adopts it also in columns this side does not own, unless it changed
+    /// them itself since.
+    Begin { txn_seq: u64, seen: Option<SourcePos>, forwarded: bool },
     /// A chunk of changes of the open transaction, in source order.
     Changes(Vec<Change>),
     /// The open transaction committed.

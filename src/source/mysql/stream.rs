@@ -82,6 +82,8 @@ struct OpenTxn {
     forward: Vec<Change>,
     /// How many of `buf`'s changes `note_deletes` has looked at.
     noted: usize,
+    /// tandem's writes forwarded as MySQL's outcome (`SourceEvent::Begin`).
+    forwarded: bool,
 }
 
 /// Adds the keys deleted (and pairs truncated) by `txn.buf`'s changes not
@@ -563,7 +565,7 @@ impl Streamer {
         if txn.begun.is_none() {
             self.txn_seq += 1;
             txn.begun = Some(self.txn_seq);
-            out.push(SourceEvent::Begin { txn_seq: self.txn_seq, seen: self.seen.clone() });
+            out.push(SourceEvent::Begin { txn_seq: self.txn_seq, seen: self.seen.clone(), forwarded: txn.forwarded });
         }
         if !txn.buf.is_empty() {
             note_deletes(&self.pairs, self.opts.incarnations.is_some(), txn);
@@ -638,7 +640,7 @@ impl Streamer {
                 ::metrics::counter!(crate::metrics::ECHO_FORWARDED, "direction" => DIRECTION.key()).increment(txn.forward.len() as u64);
                 let commit_ts = txn.commit_ts.unwrap_or(ev.header().timestamp() as i64 * 1_000_000);
                 let forward = std::mem::take(&mut txn.forward);
-                self.txn = Some(OpenTxn { buf: forward, ..Default::default() });
+                self.txn = Some(OpenTxn { buf: forward, forwarded: true, ..Default::default() });
                 if !self.flush().await? {
                     return Ok(false);
                 }

@@ -293,7 +293,7 @@ impl Normalizer {
                         // tandem's writes that met a row Postgres re-created: Postgres' outcome goes to MySQL.
                         ::metrics::counter!(crate::metrics::ECHO_FORWARDED, "direction" => crate::config::Direction::PostgresToMysql.key())
                             .increment(txn.forward.len() as u64);
-                        let txn_seq = self.begin(out);
+                        let txn_seq = self.begin(out, true);
                         out.push(SourceEvent::Changes(txn.forward));
                         self.last_pos = self.last_pos.max(c.end_lsn);
                         out.push(SourceEvent::Commit(TxnMeta {
@@ -318,7 +318,7 @@ impl Normalizer {
                     TxnMode::Deliver => {
                         let txn_seq = match txn.seq {
                             Some(seq) => seq,
-                            None => self.begin(out),
+                            None => self.begin(out, false),
                         };
                         if !txn.pending.is_empty() {
                             out.push(SourceEvent::Changes(txn.pending));
@@ -340,10 +340,10 @@ impl Normalizer {
         Ok(())
     }
 
-    fn begin(&mut self, out: &mut Vec<SourceEvent>) -> u64 {
+    fn begin(&mut self, out: &mut Vec<SourceEvent>, forwarded: bool) -> u64 {
         self.last_seq += 1;
         let seen = self.incarnation.as_ref().and_then(|i| i.seen.clone());
-        out.push(SourceEvent::Begin { txn_seq: self.last_seq, seen });
+        out.push(SourceEvent::Begin { txn_seq: self.last_seq, seen, forwarded });
         self.last_seq
     }
 
@@ -375,7 +375,7 @@ impl Normalizer {
             return;
         }
         let needs_begin = self.txn.as_ref().is_some_and(|t| t.seq.is_none());
-        let seq = if needs_begin { Some(self.begin(out)) } else { None };
+        let seq = if needs_begin { Some(self.begin(out, false)) } else { None };
         if let Some(txn) = self.txn.as_mut() {
             if seq.is_some() {
                 txn.seq = seq;

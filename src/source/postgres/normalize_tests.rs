@@ -126,7 +126,7 @@ fn insert_update_delete_map_columns_by_pg_name() {
     assert_eq!(
         ev,
         vec![
-            SourceEvent::Begin { txn_seq: 1, seen: None },
+            SourceEvent::Begin { txn_seq: 1, seen: None, forwarded: false },
             SourceEvent::Changes(vec![
                 Change {
                     pair: 3,
@@ -316,7 +316,7 @@ fn large_transactions_stream_in_chunks() {
     n.handle(insert(7, "1"), &mut out).unwrap();
     assert!(out.is_empty(), "one change is buffered");
     n.handle(insert(7, "2"), &mut out).unwrap();
-    assert!(matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 1, seen: None }, SourceEvent::Changes(c)] if c.len() == 2));
+    assert!(matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 1, seen: None, forwarded: false }, SourceEvent::Changes(c)] if c.len() == 2));
     out.clear();
     for i in 3..=5 {
         n.handle(insert(7, &i.to_string()), &mut out).unwrap();
@@ -333,7 +333,7 @@ fn large_transactions_stream_in_chunks() {
         n.handle(m, &mut out).unwrap();
     }
     assert!(
-        matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 2, seen: None }, SourceEvent::Changes(c), SourceEvent::Commit(_)] if c.len() == 2)
+        matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 2, seen: None, forwarded: false }, SourceEvent::Changes(c), SourceEvent::Commit(_)] if c.len() == 2)
     );
 }
 
