@@ -97,6 +97,7 @@ pub fn merge_chunk(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConf
         }
         let k = key_text(&c.key);
         let mut cur = current.remove(&(c.pair, k.clone())).flatten();
+        tracing::trace!(?source, forwarded, op = ?c.op, key = %k, before = ?c.before, after = ?c.after, current = ?cur, "merging");
         let old_key = c.before.as_ref().map(|b| key_text(&schema.key_of(b))).filter(|ok| *ok != k);
         match old_key {
             Some(ok) => {

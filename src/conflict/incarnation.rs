@@ -131,7 +131,7 @@ impl Incarnations {
     fn batch_seen(&self, side: Side, applied: &SourcePos) -> Option<Option<SourcePos>> {
         let mut q = lock(&self.batches[slot(side)]);
         let i = q.iter().position(|(a, _)| a == applied)?;
-        let (_, seen) = q.drain(..=i).last()?;
+        let (_, seen) = q.drain(..=i).next_back()?;
         Some(seen)
     }
 

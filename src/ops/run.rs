@@ -113,7 +113,10 @@ pub async fn run_active(cfg: &Config, epochs: Option<crate::ops::lease::Epochs>,
         }
         r
     };
-    let (a, b) = tokio::join!(forward, backward);
+    // Every log line of this run names its pipeline (several may share a host or a test).
+    use tracing::Instrument;
+    let span = tracing::info_span!("pipeline", name = %cfg.pipeline);
+    let (a, b) = async { tokio::join!(forward, backward) }.instrument(span).await;
     // A fenced direction explains why the other stopped: report it first.
     match (a, b) {
         (Err(e @ Error::Fenced { .. }), _) | (_, Err(e @ Error::Fenced { .. })) => Err(e),
@@ -205,7 +208,7 @@ pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
     let (ack_tx, ack_rx) = watch::channel(start);
     let source_token = shutdown.child_token();
-    let source_task = tokio::spawn(source.run(start, tx, ack_rx, source_token.clone()));
+    let source_task = tokio::spawn(tracing::Instrument::in_current_span(source.run(start, tx, ack_rx, source_token.clone())));
     crate::service::state::global().streaming(direction);
     let ack = move |pos: &SourcePos| {
         crate::service::state::global().acknowledged(direction, pos);
@@ -327,7 +330,7 @@ pub async fn run_mysql_to_postgres(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
     tracing::info!(direction = %direction, checkpoint = %start, "resuming");
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
     let source_token = shutdown.child_token();
-    let source_task = tokio::spawn(source.run(start, tx, source_token.clone()));
+    let source_task = tokio::spawn(tracing::Instrument::in_current_span(source.run(start, tx, source_token.clone())));
     crate::service::state::global().streaming(direction);
     let names: Vec<String> = cfg.pairs.iter().map(|p| p.name.clone()).collect();
     let batched = run_batcher(direction, &mut applier, rx, |p: &SourcePos| crate::service::state::global().acknowledged(direction, p), &batch_settings(cfg), &names).await;

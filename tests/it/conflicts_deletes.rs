@@ -34,15 +34,20 @@ async fn a_delete_wins_over_a_concurrent_update() {
 /// must end up equal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reinsert_concurrent_with_a_delete_of_the_old_row_converges() {
-    let (db, cfg, run) = seeded("reinsert_del", "", "", 2).await;
-    let run = concurrently(
-        &db,
-        &cfg,
-        run,
+    converges_after_concurrent(
+        "reinsert_del",
+        "",
         "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-pg', 'b-pg', 'v-pg', '2024-01-01 00:00:01')",
         "DELETE FROM items WHERE id = 1",
     )
     .await;
+}
+
+/// Seeds two rows, runs `pg_sql` and `my_sql` with the pipeline stopped,
+/// resumes it and asserts that both sides end equal.
+async fn converges_after_concurrent(test: &str, settings: &str, pg_sql: &str, my_sql: &str) {
+    let (db, cfg, run) = seeded(test, settings, "", 2).await;
+    let run = concurrently(&db, &cfg, run, pg_sql, my_sql).await;
     let (pg, my) = converged(&db).await;
     assert_eq!(pg, my, "the sides converge");
     run.stop().await;
@@ -54,18 +59,13 @@ async fn a_reinsert_concurrent_with_a_delete_of_the_old_row_converges() {
 /// must end up equal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reinsert_concurrent_with_an_update_of_the_old_row_converges() {
-    let (db, cfg, run) = seeded("reinsert_upd", "on_conflict = \"mysql-wins\"", "", 2).await;
-    let run = concurrently(
-        &db,
-        &cfg,
-        run,
+    converges_after_concurrent(
+        "reinsert_upd",
+        "on_conflict = \"mysql-wins\"",
         "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-pg', 'b-pg', 'v-pg', '2024-01-01 00:00:01')",
         "UPDATE items SET v = 'v-my' WHERE id = 1",
     )
     .await;
-    let (pg, my) = converged(&db).await;
-    assert_eq!(pg, my, "the sides converge");
-    run.stop().await;
 }
 
 /// The mirror image: MariaDB deletes row 1 and inserts it again while
@@ -74,18 +74,13 @@ async fn a_reinsert_concurrent_with_an_update_of_the_old_row_converges() {
 /// be sent in chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mysql_reinsert_concurrent_with_a_postgres_update_of_the_old_row_converges() {
-    let (db, cfg, run) = seeded("my_reinsert_upd", "on_conflict = \"postgres-wins\"", "", 2).await;
-    let run = concurrently(
-        &db,
-        &cfg,
-        run,
+    converges_after_concurrent(
+        "my_reinsert_upd",
+        "on_conflict = \"postgres-wins\"",
         "UPDATE items SET v = 'v-pg' WHERE id = 1",
         "DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (1, 'a-my', 'b-my', 'v-my', '2024-01-01 00:00:01')",
     )
     .await;
-    let (pg, my) = converged(&db).await;
-    assert_eq!(pg, my, "the sides converge");
-    run.stop().await;
 }
 
 /// Row 1 deleted in Postgres behind tandem's back, then updated in MariaDB.
