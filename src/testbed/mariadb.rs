@@ -195,6 +195,10 @@ impl MariaDb {
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
             .arg("--skip-name-resolve")
+            // The bootstrap server's temporary tables go to its own directory: in /tmp, a
+            // leftover of an earlier server killed with the same pid made it abort
+            // ("Could not remove temporary table '/tmp/#sql-temptable-…'").
+            .arg(format!("--tmpdir={}", dir.display()))
             .current_dir(dir)
             .kill_on_drop(true);
         if self.as_root {
