@@ -196,7 +196,11 @@ impl PostgresApplier {
         if let Some(s) = self.statements.get(&(schema.pair, kind)) {
             return Ok(s.clone());
         }
-        let sql = if kind == 0 { upsert_sql(schema) } else { delete_sql(schema) };
+        let sql = match kind {
+            0 => upsert_sql(schema),
+            2 => super::postgres_sql::insert_sql(schema),
+            _ => delete_sql(schema),
+        };
         let st = self.client.prepare(&sql).await?;
         self.statements.insert((schema.pair, kind), st.clone());
         Ok(st)
@@ -433,7 +437,8 @@ impl PostgresApplier {
             let Some(schema) = schemas.iter().find(|s| s.pair == run.pair) else { continue };
             match run.ops.first() {
                 Some(RowOp::Upsert(_)) => {
-                    let st = self.statement(schema, 0).await?;
+                    // Merged inserts go to keys found missing: a plain INSERT (see `insert_sql`).
+                    let st = self.statement(schema, 2).await?;
                     let arrays = upsert_params(schema, &run.ops).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) })?;
                     self.execute_arrays(&st, &arrays).await?;
                 }

@@ -121,6 +121,19 @@ pub fn table(schema: &PairSchema) -> String {
 
 /// `INSERT … SELECT … FROM unnest($1::text[], …) ON CONFLICT (key) DO UPDATE …`
 pub fn upsert_sql(schema: &PairSchema) -> String {
+    insert_select_sql(schema, true)
+}
+
+/// The same `INSERT … SELECT … FROM unnest(…)` without `ON CONFLICT`: for
+/// rows the merge found missing, so that a row a local transaction inserts
+/// meanwhile (no row lock can guard a missing key in Postgres) fails the
+/// statement with a unique violation — and the change is merged again
+/// against that row — instead of being overwritten.
+pub fn insert_sql(schema: &PairSchema) -> String {
+    insert_select_sql(schema, false)
+}
+
+fn insert_select_sql(schema: &PairSchema, on_conflict: bool) -> String {
     let cols = writable(schema);
     let names: Vec<String> = cols.iter().map(|&i| pg_ident(&schema.columns[i].pg_name)).collect();
     let params: Vec<String> = (1..=cols.len()).map(|n| format!("${n}::text[]")).collect();
@@ -137,16 +150,19 @@ pub fn upsert_sql(schema: &PairSchema) -> String {
         .collect();
     let action = if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
     let overriding = if cols.iter().any(|&i| schema.columns[i].pg_identity_always) { " OVERRIDING SYSTEM VALUE" } else { "" };
-    format!(
-        "INSERT INTO {} ({}){overriding} SELECT {} FROM unnest({}) AS u({}) ON CONFLICT ({}) DO {}",
+    let insert = format!(
+        "INSERT INTO {} ({}){overriding} SELECT {} FROM unnest({}) AS u({})",
         table(schema),
         names.join(", "),
         casts.join(", "),
         params.join(", "),
-        aliases.join(", "),
-        key.join(", "),
-        action
-    )
+        aliases.join(", ")
+    );
+    if on_conflict {
+        format!("{insert} ON CONFLICT ({}) DO {action}", key.join(", "))
+    } else {
+        insert
+    }
 }
 
 /// `COPY t (writable columns) FROM STDIN` (text format) for rows whose keys
