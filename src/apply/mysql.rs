@@ -48,7 +48,7 @@ pub struct MysqlApplier {
     pairs: Vec<PairConfig>,
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
-    /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
+    /// Registers each committing batch with its `seen` (`conflict::incarnation`).
     batches: BatchLog,
     /// The changes written are forwarded outcomes (`BatchApplier::set_forwarded`).
     forwarded: bool,

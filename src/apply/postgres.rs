@@ -19,7 +19,7 @@
 use super::merge::{conflict_rows, fresh_inserts, keys_needed, merge_chunk, report, Current};
 use super::plan::RowOp;
 use super::plan::update_groups;
-use super::postgres_sql::{copy_rows, copy_sql, delete_params, delete_sql, grouped_update, partial_update, text, upsert_params, upsert_sql};
+use super::postgres_sql::{copy_rows, copy_sql, delete_params, delete_sql, grouped_update, insert_sql, partial_update, text, upsert_params, upsert_sql};
 use super::quarantine::{handle_rejection, Rejected};
 use super::screen::Segment;
 use super::BatchApplier;
@@ -49,7 +49,7 @@ pub struct PostgresApplier {
     pairs: Vec<PairConfig>,
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
-    /// Writes to rows other than the ones their changes saw (`conflict::incarnation`).
+    /// Registers each committing batch with its `seen` (`conflict::incarnation`).
     batches: BatchLog,
     /// The changes written are forwarded outcomes (`BatchApplier::set_forwarded`).
     forwarded: bool,
@@ -196,11 +196,7 @@ impl PostgresApplier {
         if let Some(s) = self.statements.get(&(schema.pair, kind)) {
             return Ok(s.clone());
         }
-        let sql = match kind {
-            0 => upsert_sql(schema),
-            2 => super::postgres_sql::insert_sql(schema),
-            _ => delete_sql(schema),
-        };
+        let sql = if kind == 0 { insert_sql(schema) } else { delete_sql(schema) };
         let st = self.client.prepare(&sql).await?;
         self.statements.insert((schema.pair, kind), st.clone());
         Ok(st)
@@ -438,7 +434,7 @@ impl PostgresApplier {
             match run.ops.first() {
                 Some(RowOp::Upsert(_)) => {
                     // Merged inserts go to keys found missing: a plain INSERT (see `insert_sql`).
-                    let st = self.statement(schema, 2).await?;
+                    let st = self.statement(schema, 0).await?;
                     let arrays = upsert_params(schema, &run.ops).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) })?;
                     self.execute_arrays(&st, &arrays).await?;
                 }

@@ -103,11 +103,6 @@ impl Incarnations {
         lock(&self.tombstones[slot(side)]).any(key)
     }
 
-    /// Has `side`'s source read a delete of `key` made after `seen`?
-    pub fn deleted_after(&self, side: Side, key: &KeyRef, seen: &SourcePos) -> bool {
-        lock(&self.tombstones[slot(side)]).deleted_after(key, seen)
-    }
-
     /// An applier writing to `dest` is about to commit the batch that applied
     /// source transactions up to `applied`, all with `seen`.
     pub fn batch_committing(&self, dest: Side, applied: &SourcePos, seen: Option<&SourcePos>) {
