@@ -157,6 +157,11 @@ pub async fn run_batcher<A: BatchApplier>(
             let Some(event) = event else { break };
             match event {
                 SourceEvent::Begin { seen, forwarded, .. } => {
+                    if seen != b.seen && b.open && b.last.is_some() {
+                        // A batch registers one `seen` (conflict::incarnation): a
+                        // transaction that saw more of the other side starts a new one.
+                        commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+                    }
                     if seen != b.seen || forwarded != b.forwarded {
                         // One `write` holds changes of one `seen` and one kind only.
                         if !b.buffer.is_empty() {

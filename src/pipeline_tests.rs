@@ -110,6 +110,32 @@ async fn queued_transactions_share_one_destination_commit() {
     assert_eq!(acks, vec![SourcePos::Postgres(Lsn(30))]);
 }
 
+/// A batch registers one `seen` (conflict::incarnation): a transaction that
+/// saw more of the other side starts a new batch; one with the same `seen` joins.
+#[tokio::test]
+async fn a_transaction_with_another_seen_starts_a_new_batch() {
+    let with_seen = |seq: u64, lsn: u64, seen: u64| {
+        let mut t = txn(seq, lsn, 1);
+        t[0] = SourceEvent::Begin { txn_seq: seq, seen: Some(SourcePos::Postgres(Lsn(seen))), forwarded: false };
+        t
+    };
+    let mut ev = with_seen(1, 10, 5);
+    ev.extend(with_seen(2, 20, 5));
+    ev.extend(with_seen(3, 30, 7));
+    let (calls, _) = drive(ev, settings(100, 100)).await;
+    assert_eq!(
+        calls,
+        vec![
+            Call::Begin,
+            Call::Write(2),
+            Call::Commit(SourcePos::Postgres(Lsn(20))),
+            Call::Begin,
+            Call::Write(1),
+            Call::Commit(SourcePos::Postgres(Lsn(30)))
+        ]
+    );
+}
+
 #[tokio::test]
 async fn batches_close_at_max_rows_but_only_on_a_transaction_boundary() {
     let mut ev = txn(1, 10, 3);

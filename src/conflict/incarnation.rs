@@ -24,8 +24,10 @@
 //! tombstones are bounded (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten
 //! first); both live in memory only, so a restart that re-reads the stream
 //! from a checkpoint forgets deletes read before it (README: known limits).
-//! A forward that was not needed is harmless: it carries D's current row,
-//! which S merges like any change. With one direction running no registry
+//! A forward that was not needed is not harmless: it carries S's older
+//! values as D's, and where S changed the row again meanwhile the policy may
+//! pick them at S only — so `seen` must be exact, never earlier than the
+//! truth (one `seen` per batch). With one direction running no registry
 //! exists and nothing changes.
 
 use crate::config::Side;
@@ -248,35 +250,34 @@ pub fn pg_applied_prefix(origin: &str) -> String {
 pub struct BatchLog {
     reg: Option<std::sync::Arc<Incarnations>>,
     dest: Side,
+    /// The `seen` of every transaction in the open batch: the batcher
+    /// commits a batch before a transaction with another `seen`. (An earlier
+    /// `seen` than the true one is not safe: it forwards writes to keys the
+    /// other side deleted before the change, and such a forward carries
+    /// older values that can win a conflict there on one side only.)
     seen: Option<SourcePos>,
-    /// The `seen` in force when it last changed since the last COMMIT: a
-    /// batch whose transactions had several registers the earliest (a
-    /// forward too many is harmless, one too few diverges).
-    earliest: Option<Option<SourcePos>>,
 }
 
 impl BatchLog {
     pub fn new(dest: Side) -> Self {
-        BatchLog { reg: None, dest, seen: None, earliest: None }
+        BatchLog { reg: None, dest, seen: None }
     }
 
     pub fn attach(&mut self, reg: std::sync::Arc<Incarnations>) {
         self.reg = Some(reg);
     }
 
-    /// The `seen` of the transactions written next (the batcher calls it
-    /// when `seen` changes, before writing them).
+    /// The `seen` of the transactions of the next batch (the batcher calls
+    /// it when `seen` changes, between batches).
     pub fn set_seen(&mut self, seen: Option<SourcePos>) {
-        let previous = std::mem::replace(&mut self.seen, seen);
-        self.earliest.get_or_insert(previous);
+        self.seen = seen;
     }
 
     /// Registers the batch that applied up to `applied` just before its
     /// COMMIT is sent (its echo cannot be read earlier).
     pub fn committing(&mut self, applied: &SourcePos) {
-        let seen = self.earliest.take().unwrap_or_else(|| self.seen.clone());
         if let Some(reg) = &self.reg {
-            reg.batch_committing(self.dest, applied, seen.as_ref());
+            reg.batch_committing(self.dest, applied, self.seen.as_ref());
         }
     }
 
@@ -371,13 +372,9 @@ mod tests {
         assert_eq!(fwd(300), 1, "the batch began with no seen: any delete counts");
         log.committing(&pos(400));
         assert_eq!(fwd(400), 1, "seen 10 all through: the delete at 20 came after");
-        log.set_seen(Some(pos(25)));
         log.set_seen(Some(pos(30)));
         log.committing(&pos(500));
-        assert_eq!(fwd(500), 1, "a batch spanning seen 10..30 registers the earliest");
-        log.committing(&pos(600));
-        assert_eq!(fwd(600), 0, "seen 30 all through: the delete at 20 was seen");
-
+        assert_eq!(fwd(500), 0, "seen 30: the delete at 20 was seen; nothing to forward");
     }
 
     #[test]

@@ -342,9 +342,6 @@ async fn random_load_converges(test: &str, settings: &str, deletes: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "BUG (narrower since per-batch row incarnations, conflict::incarnation): 16 of 20 runs of the two tests with \
-            deletes passed on 2026-12-03; a failing run leaves 1 of 200 keys different, after chains of forwarded outcomes \
-            crossing concurrent deletes and re-inserts on both sides. Not in CI until it passes reliably."]
 async fn random_load_with_mixed_owners_and_last_writer_wins_converges() {
     random_load_converges("conv_lww", "on_conflict = \"last-writer-wins\"\ntimestamp_column = \"updated_at\"", true).await;
 }
@@ -363,7 +360,6 @@ async fn random_load_without_deletes_and_postgres_wins_converges() {
 
 /// Fixed priority with deletes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "BUG: as the last-writer-wins variant with deletes (1 of 200 keys in about one run of five, both variants)."]
 async fn random_load_with_deletes_and_postgres_wins_converges() {
     random_load_converges("conv_pgw", "on_conflict = \"postgres-wins\"", true).await;
 }
