@@ -8,8 +8,10 @@
 //! the before-image when it has the value; otherwise the row becomes a partial
 //! update that leaves those columns alone — it is never written as NULL.
 
+use crate::conflict::compare::key_text;
 use crate::model::{Change, Op, Row, Value};
 use crate::schema::PairSchema;
+use std::collections::HashMap;
 
 /// One destination row operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,22 +58,25 @@ pub struct UpdateGroup<'a> {
 /// Splits a run of `PartialUpdate`s into groups of the same column set.
 /// `writable(i)` tells which columns may be written at the destination.
 pub fn update_groups<'a>(ops: &'a [RowOp], writable: impl Fn(usize) -> bool) -> Vec<UpdateGroup<'a>> {
-    let mut groups: Vec<UpdateGroup<'a>> = Vec::new();
+    // Per group: its rows so far (a superseded one becomes None) and each key's slot.
+    type Building<'a> = (Vec<usize>, Vec<Option<(&'a Row, &'a Row)>>, HashMap<String, usize>);
+    let mut groups: Vec<Building<'a>> = Vec::new();
     for op in ops {
         let RowOp::PartialUpdate { key, row } = op else { continue };
         let cols: Vec<usize> = (0..row.len()).filter(|&i| writable(i) && !matches!(row[i], Value::Unchanged)).collect();
         if cols.is_empty() {
             continue;
         }
-        match groups.last_mut() {
-            Some(g) if g.columns == cols => {
-                g.rows.retain(|(k, _)| *k != key);
-                g.rows.push((key, row));
-            }
-            _ => groups.push(UpdateGroup { columns: cols, rows: vec![(key, row)] }),
+        if groups.last().is_none_or(|g| g.0 != cols) {
+            groups.push((cols, Vec::new(), HashMap::new()));
         }
+        let Some((_, rows, slots)) = groups.last_mut() else { continue };
+        if let Some(old) = slots.insert(key_text(key), rows.len()) {
+            rows[old] = None;
+        }
+        rows.push(Some((key, row)));
     }
-    groups
+    groups.into_iter().map(|(columns, rows, _)| UpdateGroup { columns, rows: rows.into_iter().flatten().collect() }).collect()
 }
 
 /// Groups row operations, in order, into runs of one kind on one pair.
