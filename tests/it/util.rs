@@ -60,10 +60,32 @@ pub fn spawn_run(config: &Path, log: &Path, envs: &[(&str, &str)], extra_args: &
     cmd.spawn().expect("spawn tandem run")
 }
 
+/// Sends `sig` to `child`. A SIGTERM or SIGINT waits (up to 30 s) until the
+/// child catches it: sent in the first milliseconds after spawn, before
+/// `tandem run` has installed its handlers (under a loaded CI machine that
+/// can take a while), it would kill the process instead of testing the
+/// clean stop.
 pub fn signal(child: &Child, sig: i32) {
+    if sig == libc::SIGTERM || sig == libc::SIGINT {
+        let t0 = Instant::now();
+        while !catches(child.id(), sig) && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     unsafe {
         libc::kill(child.id() as i32, sig);
     }
+}
+
+/// Does process `pid` catch signal `sig` (`SigCgt` of /proc/PID/status)?
+/// A process that is gone counts as catching it (nothing to wait for).
+fn catches(pid: u32, sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return true };
+    if status.lines().any(|l| l.starts_with("State:") && l.contains("zombie")) {
+        return true;
+    }
+    let Some(mask) = status.lines().find_map(|l| l.strip_prefix("SigCgt:")) else { return true };
+    u64::from_str_radix(mask.trim(), 16).map_or(true, |m| m & (1u64 << (sig - 1)) != 0)
 }
 
 /// Waits for a child to exit, up to `limit`; returns its exit code and the time it took.
