@@ -185,13 +185,6 @@ async fn scram_login_from_the_environment_works_and_no_log_line_shows_a_password
     }
 }
 
-/// True once the process has a handler installed for `sig` (SigCgt in /proc).
-fn catches(pid: u32, sig: i32) -> bool {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(|m| u64::from_str_radix(m.trim(), 16).unwrap_or(0)).unwrap_or(0);
-    mask & (1 << (sig - 1)) != 0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_start_up_while_postgres_is_unreachable_exits_0() {
     let db = support::fresh_db("sigterm_start").await;

@@ -79,13 +79,17 @@ pub fn signal(child: &Child, sig: i32) {
 
 /// Does process `pid` catch signal `sig` (`SigCgt` of /proc/PID/status)?
 /// A process that is gone counts as catching it (nothing to wait for).
-fn catches(pid: u32, sig: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return true };
-    if status.lines().any(|l| l.starts_with("State:") && l.contains("zombie")) {
+pub fn catches(pid: u32, sig: i32) -> bool {
+    if proc_status_field(pid, "State").is_none_or(|s| s.contains("zombie")) {
         return true;
     }
-    let Some(mask) = status.lines().find_map(|l| l.strip_prefix("SigCgt:")) else { return true };
-    u64::from_str_radix(mask.trim(), 16).map_or(true, |m| m & (1u64 << (sig - 1)) != 0)
+    proc_status_field(pid, "SigCgt").and_then(|m| u64::from_str_radix(&m, 16).ok()).is_none_or(|m| m & (1u64 << (sig - 1)) != 0)
+}
+
+/// The value of field `name` in /proc/PID/status (None: no such process or field).
+fn proc_status_field(pid: u32, name: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_string()))
 }
 
 /// Waits for a child to exit, up to `limit`; returns its exit code and the time it took.
@@ -106,13 +110,7 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> (Option<i32>, Duration) 
 
 /// Peak resident set size (VmHWM) of a live process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    proc_status_field(pid, "VmHWM").and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
 }
 
 /// All rows of a Postgres query, every value as text.
