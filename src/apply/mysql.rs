@@ -18,7 +18,7 @@
 //! then fails with `Error::Fenced`.
 
 use super::merge::{conflict_rows, fresh_inserts, keys_needed, merge_chunk, report, Current};
-use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_plain_insert, render_run, render_value, table};
+use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_plain_insert, render_run, render_value, table, RowList};
 use super::plan::RowOp;
 use super::quarantine::{handle_rejection, Rejected};
 use super::screen::Segment;
@@ -54,6 +54,8 @@ pub struct MysqlApplier {
     forwarded: bool,
     /// How this session's transactions are tagged for the binlog reader.
     echo: EchoMark,
+    /// How multi-row updates list their rows on this server.
+    row_list: RowList,
     on_error: crate::config::OnError,
     /// Changes rejected in the open transaction, quarantined with its commit.
     rejected: Vec<Rejected>,
@@ -83,7 +85,9 @@ impl MysqlApplier {
     pub async fn connect(cfg: &Config, schemas: Arc<Vec<PairSchema>>) -> Result<Self> {
         let mut conn = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
         let echo = choose_echo(&mut conn, cfg).await?;
-        tracing::info!(echo = %echo, "mysql applier: tagging own transactions");
+        let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
+        let row_list = RowList::for_server(version.as_deref().unwrap_or(""));
+        tracing::info!(echo = %echo, ?row_list, "mysql applier connected: own transactions tagged by echo, multi-row updates list rows by row_list");
         Ok(MysqlApplier {
             conn,
             schemas,
@@ -96,6 +100,7 @@ impl MysqlApplier {
             forwarded: false,
             batches: BatchLog::new(Side::Mysql),
             echo,
+            row_list,
             on_error: cfg.apply.on_error,
             rejected: Vec::new(),
             fence: None,
@@ -497,7 +502,7 @@ impl MysqlApplier {
             let mut start = 0;
             while start < run.ops.len() {
                 let end = (start + 2000).min(run.ops.len());
-                render_run(&mut self.pending, schema, &run.ops[start..end])
+                render_run(&mut self.pending, schema, &run.ops[start..end], self.row_list)
                     .map_err(|e| Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) })?;
                 start = end;
                 if self.pending.len() >= FLUSH_BYTES {
@@ -629,19 +634,19 @@ impl MysqlApplier {
         }
         for keys in fix.dropped.chunks(1000) {
             let ops: Vec<RowOp> = keys.iter().map(|k| RowOp::Delete(k.clone())).collect();
-            render_run(&mut self.pending, &staged, &ops).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: e.reason })?;
+            render_run(&mut self.pending, &staged, &ops, self.row_list).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: e.reason })?;
         }
         let mut restaged = Vec::new();
         for row in &fix.rows {
             let op = RowOp::Upsert(row.clone());
-            match render_run(&mut String::new(), &staged, std::slice::from_ref(&op)) {
+            match render_run(&mut String::new(), &staged, std::slice::from_ref(&op), self.row_list) {
                 Ok(()) => restaged.push(op),
                 Err(e) => tracing::warn!(pair = %schema.name, column = %e.column, error = %e.reason,
                     "backfill: a row changed during its chunk cannot be staged; the stream's changes decide it"),
             }
         }
         for ops in restaged.chunks(1000) {
-            render_run(&mut self.pending, &staged, ops).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: e.reason })?;
+            render_run(&mut self.pending, &staged, ops, self.row_list).map_err(|e| Error::Value { pair: e.pair, column: e.column, message: e.reason })?;
         }
         self.pending.push_str(&staging::my_merge_sql(&schema, &self.state_db, &s.staging, s.chunk));
         self.flush().await?;

@@ -206,8 +206,50 @@ fn insert_values<'a>(out: &mut String, schema: &PairSchema, rows: impl Iterator<
     Ok(())
 }
 
-/// Appends statements (each ending in `;\n`) for a run of one kind.
-pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp]) -> Result<(), RenderError> {
+/// How a statement spells a list of literal rows (the new values a
+/// multi-row `UPDATE … JOIN` reads). The first row is always a `SELECT`,
+/// which names the columns; the forms differ in the rows after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowList {
+    /// `UNION ALL SELECT …` per row: every server, but each row is a query
+    /// block of its own to parse and plan (about half of the statement's time
+    /// for 1,000 rows on MariaDB 10.11).
+    UnionAll,
+    /// `UNION ALL VALUES (…), (…)`: MariaDB ≥ 10.3.3 table value constructor.
+    Values,
+    /// `UNION ALL VALUES ROW(…), ROW(…)`: MySQL ≥ 8.0.19 (not tested here).
+    ValuesRow,
+}
+
+impl RowList {
+    /// The fastest form the server with this `SELECT VERSION()` text accepts.
+    pub fn for_server(version: &str) -> Self {
+        let mut parts = version.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+        let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if version.to_ascii_lowercase().contains("mariadb") {
+            if v >= (10, 3, 3) { RowList::Values } else { RowList::UnionAll }
+        } else if v >= (8, 0, 19) {
+            RowList::ValuesRow
+        } else {
+            RowList::UnionAll
+        }
+    }
+
+    /// Text before row `r` (≥ 1) of the list, and after it.
+    fn row_affixes(self, r: usize) -> (&'static str, &'static str) {
+        match (self, r) {
+            (RowList::UnionAll, _) => (" UNION ALL SELECT ", ""),
+            (RowList::Values, 1) => (" UNION ALL VALUES (", ")"),
+            (RowList::Values, _) => (",(", ")"),
+            (RowList::ValuesRow, 1) => (" UNION ALL VALUES ROW(", ")"),
+            (RowList::ValuesRow, _) => (",ROW(", ")"),
+        }
+    }
+}
+
+/// Appends statements (each ending in `;\n`) for a run of one kind;
+/// multi-row updates list their rows as `rows` says.
+pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp], rows: RowList) -> Result<(), RenderError> {
     let Some(first) = ops.first() else { return Ok(()) };
     match first {
         RowOp::Upsert(_) => {
@@ -272,7 +314,8 @@ pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp]) -> Resul
                 table(out, schema);
                 out.push_str(" AS t JOIN (");
                 for (r, (key, row)) in g.rows.iter().enumerate() {
-                    out.push_str(if r == 0 { "SELECT " } else { " UNION ALL SELECT " });
+                    let (open, close) = if r == 0 { ("SELECT ", "") } else { rows.row_affixes(r) };
+                    out.push_str(open);
                     for (n, (&i, v)) in schema.key.iter().zip(key.iter()).enumerate() {
                         if n > 0 {
                             out.push(',');
@@ -289,6 +332,7 @@ pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp]) -> Resul
                             let _ = write!(out, " AS v{n}");
                         }
                     }
+                    out.push_str(close);
                 }
                 out.push_str(") AS u ON ");
                 for (n, &i) in schema.key.iter().enumerate() {
@@ -380,8 +424,48 @@ mod tests {
         render_plain_insert(&mut out, &schema, &[&a, &b]).unwrap();
         assert_eq!(out, "INSERT INTO `d`.`t` (`id`,`v`) VALUES (1,'it''s'),(2,NULL);\n");
         let mut upsert = String::new();
-        render_run(&mut upsert, &schema, &[RowOp::Upsert(a), RowOp::Upsert(b)]).unwrap();
+        render_run(&mut upsert, &schema, &[RowOp::Upsert(a), RowOp::Upsert(b)], RowList::Values).unwrap();
         assert_eq!(upsert, format!("{} ON DUPLICATE KEY UPDATE `v`=VALUES(`v`);\n", out.trim_end_matches(";\n")));
+    }
+
+    #[test]
+    fn multi_row_updates_list_their_rows_in_the_servers_form() {
+        use crate::config::{Owner, TableName};
+        use crate::schema::ColumnSchema;
+        let col = |n: &str| ColumnSchema::for_tests(n, Owner::Both, "text", "text");
+        let t = TableName { schema: "d".into(), name: "t".into() };
+        let schema = PairSchema { pair: 0, name: "p".into(), pg_table: t.clone(), my_table: t, columns: vec![col("id"), col("v"), col("w")], key: vec![0] };
+        let op = |k: &str, v: &str| RowOp::PartialUpdate {
+            key: vec![Value::Text(k.into())],
+            row: vec![Value::Text(k.into()), Value::Text(v.into()), Value::Unchanged],
+        };
+        let ops = [op("a", "1"), op("b", "2"), op("c", "3")];
+        let render = |rows| {
+            let mut out = String::new();
+            render_run(&mut out, &schema, &ops, rows).unwrap();
+            out
+        };
+        let head = "UPDATE `d`.`t` AS t JOIN (SELECT 'a' AS k0,'a' AS v0,'1' AS v1";
+        let tail = ") AS u ON t.`id` = u.k0 SET t.`id` = u.v0,t.`v` = u.v1;\n";
+        assert_eq!(render(RowList::UnionAll), format!("{head} UNION ALL SELECT 'b','b','2' UNION ALL SELECT 'c','c','3'{tail}"));
+        assert_eq!(render(RowList::Values), format!("{head} UNION ALL VALUES ('b','b','2'),('c','c','3'){tail}"));
+        assert_eq!(render(RowList::ValuesRow), format!("{head} UNION ALL VALUES ROW('b','b','2'),ROW('c','c','3'){tail}"));
+        // One row is a plain UPDATE whatever the form.
+        let mut one = String::new();
+        render_run(&mut one, &schema, &ops[..1], RowList::Values).unwrap();
+        assert_eq!(one, "UPDATE `d`.`t` SET `id`='a',`v`='1' WHERE (`id`='a');\n");
+    }
+
+    #[test]
+    fn the_row_list_form_follows_the_server_version() {
+        assert_eq!(RowList::for_server("10.11.19-MariaDB-0+deb12u1-log"), RowList::Values);
+        assert_eq!(RowList::for_server("10.3.3-MariaDB"), RowList::Values);
+        assert_eq!(RowList::for_server("10.2.44-MariaDB-log"), RowList::UnionAll);
+        assert_eq!(RowList::for_server("8.0.36"), RowList::ValuesRow);
+        assert_eq!(RowList::for_server("8.0.18-log"), RowList::UnionAll);
+        assert_eq!(RowList::for_server("5.7.44"), RowList::UnionAll);
+        assert_eq!(RowList::for_server("9.1.0"), RowList::ValuesRow);
+        assert_eq!(RowList::for_server(""), RowList::UnionAll);
     }
 
     #[test]
