@@ -4,10 +4,14 @@
 //!
 //! Invariants: every key a change touches is read from the destination with
 //! `FOR UPDATE` inside the batch's transaction before it is decided, so a
-//! concurrent local write cannot slip between compare and write; the cache of
-//! current rows lives for one `write` call only (later chunks re-read the
-//! rows, which then include this transaction's own writes), so memory stays
-//! bounded on huge transactions.
+//! concurrent local write cannot slip between compare and write — or, for a
+//! chunk of plain updates (`assumed_current`), written by guarded UPDATEs
+//! that change a row only while it still holds the before-image the merge
+//! assumed, a compare-and-write the destination does atomically under the
+//! row's lock; a guard that misses undoes the chunk, which is then read and
+//! merged. The cache of current rows lives for one `write` call only (later
+//! chunks re-read the rows, which then include this transaction's own
+//! writes), so memory stays bounded on huge transactions.
 
 use super::plan::{group, RowOp, Run};
 use crate::config::{PairConfig, Side};
@@ -77,6 +81,43 @@ pub fn fresh_inserts<'a>(changes: &'a [Change], schemas: &[PairSchema], pairs: &
 pub struct InsertRun<'a> {
     pub pair: usize,
     pub rows: Vec<&'a Row>,
+}
+
+/// The rows a chunk of plain updates expects at the destination — each
+/// change's before-image — or `None` unless every change updates a key that
+/// stays put, has a before-image, and no key repeats in the chunk. Merged
+/// against these rows a chunk has no conflict, so an applier may write its
+/// updates without reading first, each row guarded by the before-image of
+/// the columns it sets (and of `guard_also`): where a guard fails, the
+/// destination row differs from the expectation, and the applier must undo
+/// the chunk and merge it against the current rows. The merge reads nothing
+/// else of a row it updates: `merge_columns` compares the set columns, and
+/// the last-writer-wins timestamp, which `guard_also` names.
+pub fn assumed_current(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConfig]) -> Option<Current> {
+    let mut current = Current::with_capacity(changes.len());
+    for c in changes {
+        let schema = schemas.iter().find(|s| s.pair == c.pair)?;
+        let before = c.before.as_ref()?;
+        if c.op != Op::Update || c.after.is_none() || schema.key_of(before) != c.key || c.key.iter().any(|v| matches!(v, Value::Unchanged)) {
+            return None;
+        }
+        if guard_also(schema, pairs.get(c.pair)?).is_some_and(|t| matches!(before[t], Value::Unchanged)) {
+            return None;
+        }
+        if current.insert((c.pair, key_text(&c.key)), Some(before.clone())).is_some() {
+            return None;
+        }
+    }
+    Some(current)
+}
+
+/// The column a guarded update must also find unchanged: the timestamp of a
+/// last-writer-wins pair (a newer destination row changes the verdict).
+pub fn guard_also(schema: &PairSchema, pair: &PairConfig) -> Option<usize> {
+    match pair.on_conflict {
+        crate::config::ConflictPolicy::LastWriterWins => pair.timestamp_column.as_deref().and_then(|t| schema.column_index(t)),
+        _ => None,
+    }
 }
 
 /// Merges a chunk against `current` (the fetched rows; keys not fetched are
@@ -205,25 +246,62 @@ mod tests {
         Change { pair, op, key: vec![Value::Int(id)], before: (op == Op::Update).then(|| row.clone()), after: Some(row) }
     }
 
-    #[test]
-    fn only_chunks_of_complete_inserts_are_fresh_and_runs_keep_order_by_pair() {
+    fn pair(name: &str, on_conflict: crate::config::ConflictPolicy, timestamp_column: Option<&str>) -> PairConfig {
         use crate::config::*;
         let t = TableName { schema: "s".into(), name: "t".into() };
-        let pair = |name: &str| PairConfig {
+        PairConfig {
             name: name.into(),
             postgres: t.clone(),
-            mysql: t.clone(),
+            mysql: t,
             key: None,
             default_owner: Owner::Both,
-            on_conflict: ConflictPolicy::PostgresWins,
-            timestamp_column: None,
+            on_conflict,
+            timestamp_column: timestamp_column.map(String::from),
             tie_breaker: Side::Postgres,
             deletes: DeleteSides::Both,
             missing_row: MissingRow::Ignore,
             zero_dates: ZeroDates::Quarantine,
             columns: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_chunks_of_plain_updates_of_distinct_keys_may_assume_their_before_images() {
+        use crate::config::ConflictPolicy;
+        let s = schemas();
+        let pairs = vec![pair("p0", ConflictPolicy::PostgresWins, None), pair("p1", ConflictPolicy::LastWriterWins, Some("v"))];
+        let upd = |pair, id, before: Value, after: Value| Change {
+            pair,
+            op: Op::Update,
+            key: vec![Value::Int(id)],
+            before: Some(vec![Value::Int(id), before]),
+            after: Some(vec![Value::Int(id), after]),
         };
-        let pairs = vec![pair("p0"), pair("p1")];
+        let chunk = [upd(0, 1, Value::Int(1), Value::Int(2)), upd(0, 2, Value::Null, Value::Int(3)), upd(1, 1, Value::Int(1), Value::Int(2))];
+        let cur = assumed_current(&chunk, &s, &pairs).unwrap();
+        assert_eq!(cur.len(), 3);
+        assert_eq!(cur[&(0, key_text(&[Value::Int(2)]))], Some(vec![Value::Int(2), Value::Null]));
+        let no = |chunk: &[Change], why: &str| assert!(assumed_current(chunk, &s, &pairs).is_none(), "{why}");
+        no(&[upd(0, 1, Value::Int(1), Value::Int(2)), upd(0, 1, Value::Int(2), Value::Int(3))], "a key twice: the second update's row is the first one's outcome");
+        no(&[change(0, Op::Insert, 1, Value::Null)], "an insert may meet an existing row");
+        no(&[change(0, Op::Delete, 1, Value::Null)], "a delete is not an update");
+        let mut moved = upd(0, 1, Value::Int(1), Value::Int(2));
+        moved.key = vec![Value::Int(9)];
+        no(&[moved], "a row that moves to a new key");
+        let mut no_before = upd(0, 1, Value::Int(1), Value::Int(2));
+        no_before.before = None;
+        no(&[no_before], "no before-image to guard with");
+        no(&[upd(1, 1, Value::Unchanged, Value::Int(2))], "last-writer-wins needs the before-image's timestamp");
+        assert!(assumed_current(&[upd(0, 1, Value::Unchanged, Value::Int(2))], &s, &pairs).is_some(), "other pairs do not");
+        no(&[upd(5, 1, Value::Int(1), Value::Int(2))], "an unknown pair");
+        assert_eq!(guard_also(&s[1], &pairs[1]), Some(1));
+        assert_eq!(guard_also(&s[0], &pair("p0", ConflictPolicy::PostgresWins, Some("v"))), None, "the timestamp decides only last-writer-wins");
+    }
+
+    #[test]
+    fn only_chunks_of_complete_inserts_are_fresh_and_runs_keep_order_by_pair() {
+        use crate::config::ConflictPolicy;
+        let pairs = vec![pair("p0", ConflictPolicy::PostgresWins, None), pair("p1", ConflictPolicy::PostgresWins, None)];
         let s = schemas();
         let ins = |pair, id| change(pair, Op::Insert, id, Value::Null);
         let chunk = [ins(0, 1), ins(0, 2), ins(1, 3), ins(0, 4)];

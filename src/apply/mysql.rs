@@ -9,7 +9,12 @@
 //! keys the destination does not have is sent as plain INSERTs under a
 //! savepoint, without reading current rows first; when a key exists after
 //! all, the savepoint is rolled back and the chunk merged
-//! (`merge::fresh_inserts`). On any error the session
+//! (`merge::fresh_inserts`). A chunk of plain updates is first written
+//! without reading the rows, as UPDATEs guarded by the before-images, in one
+//! round trip that returns how many rows they changed; fewer than expected
+//! means a row changed at the destination meanwhile, and the chunk is rolled
+//! back to its savepoint and merged against the current rows (a read and a
+//! write round trip, as for every other chunk). On any error the session
 //! is rolled back by the caller; nothing partial is ever committed.
 //! With a lease fence (`set_fence`), the checkpoint row is written only while
 //! the `lease` row still has this holder's epoch (read with a share lock in
@@ -17,8 +22,8 @@
 //! position NULL, which strict mode refuses, so COMMIT never runs): the batch
 //! then fails with `Error::Fenced`.
 
-use super::merge::{conflict_rows, fresh_inserts, keys_needed, merge_chunk, report, Current};
-use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_plain_insert, render_run, render_value, table, RowList};
+use super::merge::{assumed_current, conflict_rows, fresh_inserts, guard_also, keys_needed, merge_chunk, report, Current};
+use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_guarded, render_plain_insert, render_run, render_value, table, RowList};
 use super::plan::RowOp;
 use super::quarantine::{handle_rejection, Rejected};
 use super::screen::Segment;
@@ -37,6 +42,9 @@ use std::sync::Arc;
 
 /// Flush the statement buffer once it holds this many bytes.
 const FLUSH_BYTES: usize = 4 << 20;
+/// After a chunk's guarded updates met changed rows, this many chunks are
+/// merged against the current rows before guarded updates are tried again.
+const GUARD_BACKOFF: u32 = 8;
 
 pub struct MysqlApplier {
     conn: mysql_async::Conn,
@@ -56,6 +64,8 @@ pub struct MysqlApplier {
     echo: EchoMark,
     /// How multi-row updates list their rows on this server.
     row_list: RowList,
+    /// Chunks left to merge against read rows before trying guarded updates.
+    guard_backoff: u32,
     on_error: crate::config::OnError,
     /// Changes rejected in the open transaction, quarantined with its commit.
     rejected: Vec<Rejected>,
@@ -101,6 +111,7 @@ impl MysqlApplier {
             batches: BatchLog::new(Side::Mysql),
             echo,
             row_list,
+            guard_backoff: 0,
             on_error: cfg.apply.on_error,
             rejected: Vec::new(),
             fence: None,
@@ -487,6 +498,9 @@ impl MysqlApplier {
                 Err(e) => return Err(e),
             }
         }
+        if self.write_guarded(changes).await? {
+            return Ok(());
+        }
         let mut current = Current::new();
         for (pair, keys) in keys_needed(changes, &schemas) {
             if let Some(schema) = schemas.iter().find(|s| s.pair == pair) {
@@ -511,6 +525,72 @@ impl MysqlApplier {
             }
         }
         Ok(())
+    }
+
+    /// Writes a chunk of plain updates without reading the rows first, each
+    /// row guarded by its before-image (`merge::assumed_current`), in one
+    /// round trip that also counts the rows changed. `Ok(false)` when nothing
+    /// of the chunk is written: it does not qualify, or a guard failed (a row
+    /// changed at the destination since the source read it, or is gone) and
+    /// the chunk was rolled back, to be merged against the current rows.
+    async fn write_guarded(&mut self, changes: &[Change]) -> Result<bool> {
+        if self.guard_backoff > 0 {
+            self.guard_backoff -= 1;
+            return Ok(false);
+        }
+        let schemas = Arc::clone(&self.schemas);
+        let Some(mut current) = assumed_current(changes, &schemas, &self.pairs) else { return Ok(false) };
+        let befores: std::collections::HashMap<(usize, String), &Row> =
+            changes.iter().filter_map(|c| Some(((c.pair, key_text(&c.key)), c.before.as_ref()?))).collect();
+        let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Postgres, self.forwarded, &mut current);
+        if !outcome.conflicts.is_empty() || runs.iter().any(|r| r.ops.iter().any(|op| !matches!(op, RowOp::PartialUpdate { .. }))) {
+            return Ok(false);
+        }
+        let mark = self.pending.len();
+        self.pending.push_str("SAVEPOINT tandem_guarded;\nSET @tandem_rows = 0;\n");
+        let mut expected = 0;
+        for run in &runs {
+            let (Some(schema), Some(pair)) = (schemas.iter().find(|s| s.pair == run.pair), self.pairs.get(run.pair)) else { continue };
+            for ops in run.ops.chunks(2000) {
+                let before = |key: &Row| befores.get(&(run.pair, key_text(key))).copied();
+                match render_guarded(&mut self.pending, schema, ops, before, guard_also(schema, pair), self.row_list) {
+                    Ok(Some(n)) => expected += n,
+                    Ok(None) => {
+                        self.pending.truncate(mark);
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) }),
+                }
+            }
+        }
+        self.pending.push_str("SELECT @tandem_rows");
+        let sql = std::mem::take(&mut self.pending);
+        let changed = self.last_number(&sql).await;
+        self.pending = sql;
+        self.pending.clear();
+        let changed = changed?;
+        if changed == Some(expected) {
+            tracing::debug!(rows = expected, "guarded updates applied without reading the rows");
+            report(&outcome, &schemas, Side::Postgres);
+            return Ok(true);
+        }
+        tracing::debug!(expected, ?changed, "guarded updates met rows changed at the destination; merging against the current rows");
+        self.conn.query_drop("ROLLBACK TO SAVEPOINT tandem_guarded").await?;
+        self.guard_backoff = GUARD_BACKOFF;
+        Ok(false)
+    }
+
+    /// Runs `sql` (statements ending in a one-number SELECT) and returns that number.
+    async fn last_number(&mut self, sql: &str) -> Result<Option<u64>> {
+        let mut result = self.conn.query_iter(sql).await?;
+        let mut last: Option<u64> = None;
+        while !result.is_empty() {
+            let set: Vec<Option<u64>> = result.collect().await?;
+            if let Some(v) = set.into_iter().next() {
+                last = v;
+            }
+        }
+        Ok(last)
     }
 
     /// Sends the pending statements and `statements`, in round trips of bounded size.

@@ -365,6 +365,99 @@ pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp], rows: Ro
     Ok(())
 }
 
+/// Appends guarded updates for a run of `PartialUpdate`s (see
+/// `merge::assumed_current`): one `UPDATE … JOIN` per group of rows setting
+/// the same columns, which changes a row only while it still holds the values
+/// of `before(key)` in the columns set and in `also`, each followed by adding
+/// its `ROW_COUNT()` to `@tandem_rows`. Returns how many rows the statements
+/// must change, or `None` (nothing appended) when a guarded column cannot be
+/// compared exactly in SQL (floating point) or a before-image is missing.
+/// Strings compare as bytes (`BINARY`): a guard may fail where tandem's own
+/// comparison would call the values equal, never the other way round.
+pub fn render_guarded<'a>(
+    out: &mut String,
+    schema: &PairSchema,
+    ops: &'a [RowOp],
+    before: impl Fn(&Row) -> Option<&'a Row>,
+    also: Option<usize>,
+    rows: RowList,
+) -> Result<Option<u64>, RenderError> {
+    let mark = out.len();
+    let mut expected = 0u64;
+    for g in update_groups(ops, |i| !schema.columns[i].my_generated) {
+        let mut guarded = g.columns.clone();
+        if let Some(t) = also.filter(|t| !guarded.contains(t)) {
+            guarded.push(t);
+        }
+        if guarded.iter().any(|&i| matches!(schema.columns[i].my_kind, ValueKind::Float | ValueKind::Unsupported)) {
+            out.truncate(mark);
+            return Ok(None);
+        }
+        out.push_str("UPDATE ");
+        table(out, schema);
+        out.push_str(" AS t JOIN (");
+        for (r, (key, row)) in g.rows.iter().enumerate() {
+            let Some(b) = before(key) else {
+                out.truncate(mark);
+                return Ok(None);
+            };
+            let (open, close) = if r == 0 { ("SELECT ", "") } else { rows.row_affixes(r) };
+            out.push_str(open);
+            for (n, (&i, v)) in schema.key.iter().zip(key.iter()).enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                render_value(out, schema, i, v)?;
+                if r == 0 {
+                    let _ = write!(out, " AS k{n}");
+                }
+            }
+            for (n, &i) in g.columns.iter().enumerate() {
+                out.push(',');
+                render_value(out, schema, i, &row[i])?;
+                if r == 0 {
+                    let _ = write!(out, " AS v{n}");
+                }
+            }
+            for (n, &i) in guarded.iter().enumerate() {
+                out.push(',');
+                render_value(out, schema, i, &b[i])?;
+                if r == 0 {
+                    let _ = write!(out, " AS b{n}");
+                }
+            }
+            out.push_str(close);
+        }
+        out.push_str(") AS u ON ");
+        for (n, &i) in schema.key.iter().enumerate() {
+            if n > 0 {
+                out.push_str(" AND ");
+            }
+            out.push_str("t.");
+            quote_ident(out, &schema.columns[i].my_name);
+            let _ = write!(out, " = u.k{n}");
+        }
+        for (n, &i) in guarded.iter().enumerate() {
+            let bytes = matches!(schema.columns[i].my_kind, ValueKind::Text | ValueKind::Bytes | ValueKind::Json | ValueKind::Uuid | ValueKind::Enum);
+            out.push_str(if bytes { " AND BINARY t." } else { " AND t." });
+            quote_ident(out, &schema.columns[i].my_name);
+            let _ = write!(out, "{} u.b{n}", if bytes { " <=> BINARY" } else { " <=>" });
+        }
+        out.push_str(" SET ");
+        for (n, &i) in g.columns.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str("t.");
+            quote_ident(out, &schema.columns[i].my_name);
+            let _ = write!(out, " = u.v{n}");
+        }
+        out.push_str(";\nSET @tandem_rows = @tandem_rows + ROW_COUNT();\n");
+        expected += g.rows.len() as u64;
+    }
+    Ok(Some(expected))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +547,47 @@ mod tests {
         let mut one = String::new();
         render_run(&mut one, &schema, &ops[..1], RowList::Values).unwrap();
         assert_eq!(one, "UPDATE `d`.`t` SET `id`='a',`v`='1' WHERE (`id`='a');\n");
+    }
+
+    #[test]
+    fn guarded_updates_compare_the_set_columns_and_the_timestamp_with_the_before_image() {
+        use crate::config::{Owner, TableName};
+        use crate::schema::ColumnSchema;
+        let t = TableName { schema: "d".into(), name: "t".into() };
+        let columns = vec![
+            ColumnSchema::for_tests("id", Owner::Both, "bigint", "bigint"),
+            ColumnSchema::for_tests("v", Owner::Both, "text", "text"),
+            ColumnSchema::for_tests("n", Owner::Both, "numeric(12,2)", "decimal(12,2)"),
+            ColumnSchema::for_tests("ts", Owner::Both, "timestamp", "datetime(6)"),
+            ColumnSchema::for_tests("f", Owner::Both, "double precision", "double"),
+        ];
+        let schema = PairSchema { pair: 0, name: "p".into(), pg_table: t.clone(), my_table: t, columns, key: vec![0] };
+        let set = |id: i64, v: &str| RowOp::PartialUpdate {
+            key: vec![Value::Int(id)],
+            row: vec![Value::Unchanged, Value::Text(v.into()), Value::Unchanged, Value::Unchanged, Value::Unchanged],
+        };
+        let before = |id: i64| vec![Value::Int(id), Value::Text(format!("old{id}")), Value::Decimal("1.50".into()), Value::Timestamp(0), Value::Float(0.5)];
+        let (b1, b2) = (before(1), before(2));
+        let lookup = |k: &Row| match k[0] {
+            Value::Int(1) => Some(&b1),
+            Value::Int(2) => Some(&b2),
+            _ => None,
+        };
+        let ops = [set(1, "a"), set(2, "b")];
+        let mut out = String::new();
+        assert_eq!(render_guarded(&mut out, &schema, &ops, lookup, Some(3), RowList::Values).unwrap(), Some(2));
+        assert_eq!(
+            out,
+            "UPDATE `d`.`t` AS t JOIN (SELECT 1 AS k0,'a' AS v0,'old1' AS b0,'1970-01-01 00:00:00' AS b1 UNION ALL VALUES (2,'b','old2','1970-01-01 00:00:00')) \
+             AS u ON t.`id` = u.k0 AND BINARY t.`v` <=> BINARY u.b0 AND t.`ts` <=> u.b1 SET t.`v` = u.v0;\nSET @tandem_rows = @tandem_rows + ROW_COUNT();\n"
+        );
+        // A floating-point column cannot be compared exactly in SQL: nothing is rendered.
+        let float = [RowOp::PartialUpdate { key: vec![Value::Int(1)], row: vec![Value::Unchanged, Value::Unchanged, Value::Unchanged, Value::Unchanged, Value::Float(1.5)] }];
+        let mut out = String::from("kept;");
+        assert_eq!(render_guarded(&mut out, &schema, &float, lookup, None, RowList::Values).unwrap(), None);
+        assert_eq!(render_guarded(&mut out, &schema, &ops, lookup, Some(4), RowList::Values).unwrap(), None, "nor as the timestamp");
+        assert_eq!(render_guarded(&mut out, &schema, &[set(3, "c")], lookup, None, RowList::Values).unwrap(), None, "no before-image");
+        assert_eq!(out, "kept;");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn update_groups<'a>(ops: &'a [RowOp], writable: impl Fn(usize) -> bool) -> 
         if cols.is_empty() {
             continue;
         }
-        if groups.last().is_none_or(|g| g.0 != cols) {
+        if groups.last().map_or(true, |g| g.0 != cols) {
             groups.push((cols, Vec::new(), HashMap::new()));
         }
         let Some((_, rows, slots)) = groups.last_mut() else { continue };

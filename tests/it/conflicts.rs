@@ -500,6 +500,27 @@ async fn mysql_wins_decides_a_same_column_conflict_on_both_sides() {
     policy_case("pol_my", "on_conflict = \"mysql-wins\"", PG_V, MY_V, "my", "2024-01-01 00:00:00", &[("v", Some("mysql"))]).await;
 }
 
+/// One Postgres transaction updates 20 rows, one of which MariaDB changed
+/// meanwhile: the MariaDB applier's guarded multi-row update (written without
+/// reading the rows first) misses that row, so the chunk is undone and merged
+/// against the current rows — the conflict is decided and recorded, and the
+/// other 19 rows are applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_row_in_a_chunk_of_updates_is_decided_and_the_others_applied() {
+    let (db, cfg, run) = seeded("pol_chunk", "on_conflict = \"postgres-wins\"", "", 20).await;
+    let run = concurrently(&db, &cfg, run, "UPDATE items SET v = 'pg'", "UPDATE items SET v = 'my' WHERE id = 7").await;
+    let (pg, my) = both_rows(&db).await;
+    let want: Rows = (1..=20).map(|id| row(id, "a0", "b0", "pg", Some("2024-01-01 00:00:00"))).collect();
+    assert_eq!(pg, want, "postgres");
+    assert_eq!(my, want, "mariadb");
+    let expect = vec![("v".to_string(), Some("pg".to_string()), Some("my".to_string()), Some("postgres".to_string()))];
+    let (pc, mc) = (pg_conflicts(&db).await, my_conflicts(&db).await);
+    assert_eq!(brief(&mc), expect, "the postgres→mysql applier decided row 7's conflict: {mc:?}");
+    assert_eq!(mc[0][1].as_deref(), Some("{\"id\":\"7\"}"), "{mc:?}");
+    assert_eq!(brief(&pc), expect, "and so did the mysql→postgres applier: {pc:?}");
+    run.stop().await;
+}
+
 const LWW: &str = "on_conflict = \"last-writer-wins\"\ntimestamp_column = \"updated_at\"";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
