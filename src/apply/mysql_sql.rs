@@ -6,7 +6,7 @@
 //! A value the destination column cannot hold exactly (NaN, infinity, a
 //! non-numeric decimal) is a `RenderError` naming the column, never altered.
 
-use super::plan::{update_groups, RowOp};
+use super::plan::{update_groups, RowOp, UpdateGroup};
 use crate::model::value::{format_date, format_time, format_timestamp};
 use crate::model::{Row, Value};
 use crate::schema::{PairSchema, ValueKind};
@@ -310,48 +310,7 @@ pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp], rows: Ro
                     continue;
                 }
                 // Many rows, one statement: join the table with the new values.
-                out.push_str("UPDATE ");
-                table(out, schema);
-                out.push_str(" AS t JOIN (");
-                for (r, (key, row)) in g.rows.iter().enumerate() {
-                    let (open, close) = if r == 0 { ("SELECT ", "") } else { rows.row_affixes(r) };
-                    out.push_str(open);
-                    for (n, (&i, v)) in schema.key.iter().zip(key.iter()).enumerate() {
-                        if n > 0 {
-                            out.push(',');
-                        }
-                        render_value(out, schema, i, v)?;
-                        if r == 0 {
-                            let _ = write!(out, " AS k{n}");
-                        }
-                    }
-                    for (n, &i) in g.columns.iter().enumerate() {
-                        out.push(',');
-                        render_value(out, schema, i, &row[i])?;
-                        if r == 0 {
-                            let _ = write!(out, " AS v{n}");
-                        }
-                    }
-                    out.push_str(close);
-                }
-                out.push_str(") AS u ON ");
-                for (n, &i) in schema.key.iter().enumerate() {
-                    if n > 0 {
-                        out.push_str(" AND ");
-                    }
-                    out.push_str("t.");
-                    quote_ident(out, &schema.columns[i].my_name);
-                    let _ = write!(out, " = u.k{n}");
-                }
-                out.push_str(" SET ");
-                for (n, &i) in g.columns.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    out.push_str("t.");
-                    quote_ident(out, &schema.columns[i].my_name);
-                    let _ = write!(out, " = u.v{n}");
-                }
+                update_join(out, schema, &g, &[], |_| None, rows)?;
                 out.push_str(";\n");
             }
         }
@@ -363,6 +322,84 @@ pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp], rows: Ro
         }
     }
     Ok(())
+}
+
+/// Appends values of one row of a row list: `(column, value)` pairs, each
+/// after a comma when `lead` (or not first), named `{prefix}{n}` when given.
+fn row_values<'v>(
+    out: &mut String,
+    schema: &PairSchema,
+    prefix: Option<char>,
+    lead: bool,
+    values: impl Iterator<Item = (usize, &'v Value)>,
+) -> Result<(), RenderError> {
+    for (n, (i, v)) in values.enumerate() {
+        if lead || n > 0 {
+            out.push(',');
+        }
+        render_value(out, schema, i, v)?;
+        if let Some(p) = prefix {
+            let _ = write!(out, " AS {p}{n}");
+        }
+    }
+    Ok(())
+}
+
+/// Appends `UPDATE table AS t JOIN (rows) AS u ON key SET columns` for an
+/// update group; with `guarded` columns, the join also requires each of them
+/// to still hold `before(key)`'s value (strings compared as bytes). `false`
+/// (the statement is incomplete) when a guarded row has no before-image.
+fn update_join<'a>(
+    out: &mut String,
+    schema: &PairSchema,
+    g: &UpdateGroup<'_>,
+    guarded: &[usize],
+    before: impl Fn(&Row) -> Option<&'a Row>,
+    rows: RowList,
+) -> Result<bool, RenderError> {
+    out.push_str("UPDATE ");
+    table(out, schema);
+    out.push_str(" AS t JOIN (");
+    for (r, (key, row)) in g.rows.iter().enumerate() {
+        let b = if guarded.is_empty() { None } else { before(key) };
+        if b.is_none() && !guarded.is_empty() {
+            return Ok(false);
+        }
+        let (open, close) = if r == 0 { ("SELECT ", "") } else { rows.row_affixes(r) };
+        out.push_str(open);
+        let name = |prefix| (r == 0).then_some(prefix);
+        row_values(out, schema, name('k'), false, schema.key.iter().copied().zip(key.iter()))?;
+        row_values(out, schema, name('v'), true, g.columns.iter().map(|&i| (i, &row[i])))?;
+        if let Some(b) = b {
+            row_values(out, schema, name('b'), true, guarded.iter().map(|&i| (i, &b[i])))?;
+        }
+        out.push_str(close);
+    }
+    out.push_str(") AS u ON ");
+    for (n, &i) in schema.key.iter().enumerate() {
+        if n > 0 {
+            out.push_str(" AND ");
+        }
+        out.push_str("t.");
+        quote_ident(out, &schema.columns[i].my_name);
+        let _ = write!(out, " = u.k{n}");
+    }
+    for (n, &i) in guarded.iter().enumerate() {
+        let bytes = matches!(schema.columns[i].my_kind, ValueKind::Text | ValueKind::Bytes | ValueKind::Json | ValueKind::Uuid | ValueKind::Enum);
+        out.push_str(if bytes { " AND BINARY t." } else { " AND t." });
+        quote_ident(out, &schema.columns[i].my_name);
+        let _ = write!(out, "{} u.b{n}", if bytes { " <=> BINARY" } else { " <=>" });
+    }
+    out.push_str(" SET ");
+    for (n, &i) in g.columns.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str("t.");
+        quote_ident(out, &schema.columns[i].my_name);
+        let _ = write!(out, " = u.v{n}");
+    }
+    Ok(true)
 }
 
 /// Appends guarded updates for a run of `PartialUpdate`s (see
@@ -393,64 +430,9 @@ pub fn render_guarded<'a>(
             out.truncate(mark);
             return Ok(None);
         }
-        out.push_str("UPDATE ");
-        table(out, schema);
-        out.push_str(" AS t JOIN (");
-        for (r, (key, row)) in g.rows.iter().enumerate() {
-            let Some(b) = before(key) else {
-                out.truncate(mark);
-                return Ok(None);
-            };
-            let (open, close) = if r == 0 { ("SELECT ", "") } else { rows.row_affixes(r) };
-            out.push_str(open);
-            for (n, (&i, v)) in schema.key.iter().zip(key.iter()).enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                render_value(out, schema, i, v)?;
-                if r == 0 {
-                    let _ = write!(out, " AS k{n}");
-                }
-            }
-            for (n, &i) in g.columns.iter().enumerate() {
-                out.push(',');
-                render_value(out, schema, i, &row[i])?;
-                if r == 0 {
-                    let _ = write!(out, " AS v{n}");
-                }
-            }
-            for (n, &i) in guarded.iter().enumerate() {
-                out.push(',');
-                render_value(out, schema, i, &b[i])?;
-                if r == 0 {
-                    let _ = write!(out, " AS b{n}");
-                }
-            }
-            out.push_str(close);
-        }
-        out.push_str(") AS u ON ");
-        for (n, &i) in schema.key.iter().enumerate() {
-            if n > 0 {
-                out.push_str(" AND ");
-            }
-            out.push_str("t.");
-            quote_ident(out, &schema.columns[i].my_name);
-            let _ = write!(out, " = u.k{n}");
-        }
-        for (n, &i) in guarded.iter().enumerate() {
-            let bytes = matches!(schema.columns[i].my_kind, ValueKind::Text | ValueKind::Bytes | ValueKind::Json | ValueKind::Uuid | ValueKind::Enum);
-            out.push_str(if bytes { " AND BINARY t." } else { " AND t." });
-            quote_ident(out, &schema.columns[i].my_name);
-            let _ = write!(out, "{} u.b{n}", if bytes { " <=> BINARY" } else { " <=>" });
-        }
-        out.push_str(" SET ");
-        for (n, &i) in g.columns.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            out.push_str("t.");
-            quote_ident(out, &schema.columns[i].my_name);
-            let _ = write!(out, " = u.v{n}");
+        if !update_join(out, schema, &g, &guarded, &before, rows)? {
+            out.truncate(mark);
+            return Ok(None);
         }
         out.push_str(";\nSET @tandem_rows = @tandem_rows + ROW_COUNT();\n");
         expected += g.rows.len() as u64;
