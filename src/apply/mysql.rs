@@ -559,7 +559,10 @@ impl MysqlApplier {
                         self.pending.truncate(mark);
                         return Ok(false);
                     }
-                    Err(e) => return Err(Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) }),
+                    Err(e) => {
+                        self.pending.truncate(mark);
+                        return Err(Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) });
+                    }
                 }
             }
         }
