@@ -386,9 +386,10 @@ fn update_join<'a>(
     }
     for (n, &i) in guarded.iter().enumerate() {
         let bytes = matches!(schema.columns[i].my_kind, ValueKind::Text | ValueKind::Bytes | ValueKind::Json | ValueKind::Uuid | ValueKind::Enum);
-        out.push_str(if bytes { " AND BINARY t." } else { " AND t." });
+        // CAST(… AS BINARY), not the BINARY operator MySQL 8.0.27 deprecates.
+        out.push_str(if bytes { " AND CAST(t." } else { " AND t." });
         quote_ident(out, &schema.columns[i].my_name);
-        let _ = write!(out, "{} u.b{n}", if bytes { " <=> BINARY" } else { " <=>" });
+        let _ = if bytes { write!(out, " AS BINARY) <=> CAST(u.b{n} AS BINARY)") } else { write!(out, " <=> u.b{n}") };
     }
     out.push_str(" SET ");
     for (n, &i) in g.columns.iter().enumerate() {
@@ -561,7 +562,7 @@ mod tests {
         assert_eq!(
             out,
             "UPDATE `d`.`t` AS t JOIN (SELECT 1 AS k0,'a' AS v0,'old1' AS b0,'1970-01-01 00:00:00' AS b1 UNION ALL VALUES (2,'b','old2','1970-01-01 00:00:00')) \
-             AS u ON t.`id` = u.k0 AND BINARY t.`v` <=> BINARY u.b0 AND t.`ts` <=> u.b1 SET t.`v` = u.v0;\nSET @tandem_rows = @tandem_rows + ROW_COUNT();\n"
+             AS u ON t.`id` = u.k0 AND CAST(t.`v` AS BINARY) <=> CAST(u.b0 AS BINARY) AND t.`ts` <=> u.b1 SET t.`v` = u.v0;\nSET @tandem_rows = @tandem_rows + ROW_COUNT();\n"
         );
         // A floating-point column cannot be compared exactly in SQL: nothing is rendered.
         let float = [RowOp::PartialUpdate { key: vec![Value::Int(1)], row: vec![Value::Unchanged, Value::Unchanged, Value::Unchanged, Value::Unchanged, Value::Float(1.5)] }];
