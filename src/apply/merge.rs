@@ -84,8 +84,9 @@ pub struct InsertRun<'a> {
 }
 
 /// The rows a chunk of plain updates expects at the destination — each
-/// change's before-image — or `None` unless every change updates a key that
-/// stays put, has a before-image, and no key repeats in the chunk. Merged
+/// change's before-image, by (pair, key text) — or `None` unless every change
+/// updates a key that stays put, has a before-image, and no key repeats in
+/// the chunk. Merged
 /// against these rows a chunk has no conflict, so an applier may write its
 /// updates without reading first, each row guarded by the before-image of
 /// the columns it sets (and of `guard_also`): where a guard fails, the
@@ -93,8 +94,8 @@ pub struct InsertRun<'a> {
 /// the chunk and merge it against the current rows. The merge reads nothing
 /// else of a row it updates: `merge_columns` compares the set columns, and
 /// the last-writer-wins timestamp, which `guard_also` names.
-pub fn assumed_current(changes: &[Change], schemas: &[PairSchema], pairs: &[PairConfig]) -> Option<Current> {
-    let mut current = Current::with_capacity(changes.len());
+pub fn assumed_current<'a>(changes: &'a [Change], schemas: &[PairSchema], pairs: &[PairConfig]) -> Option<HashMap<(usize, String), &'a Row>> {
+    let mut current = HashMap::with_capacity(changes.len());
     for c in changes {
         let schema = schemas.iter().find(|s| s.pair == c.pair)?;
         let before = c.before.as_ref()?;
@@ -104,7 +105,7 @@ pub fn assumed_current(changes: &[Change], schemas: &[PairSchema], pairs: &[Pair
         if guard_also(schema, pairs.get(c.pair)?).is_some_and(|t| matches!(before[t], Value::Unchanged)) {
             return None;
         }
-        if current.insert((c.pair, key_text(&c.key)), Some(before.clone())).is_some() {
+        if current.insert((c.pair, key_text(&c.key)), before).is_some() {
             return None;
         }
     }
@@ -280,7 +281,7 @@ mod tests {
         let chunk = [upd(0, 1, Value::Int(1), Value::Int(2)), upd(0, 2, Value::Null, Value::Int(3)), upd(1, 1, Value::Int(1), Value::Int(2))];
         let cur = assumed_current(&chunk, &s, &pairs).unwrap();
         assert_eq!(cur.len(), 3);
-        assert_eq!(cur[&(0, key_text(&[Value::Int(2)]))], Some(vec![Value::Int(2), Value::Null]));
+        assert_eq!(cur[&(0, key_text(&[Value::Int(2)]))], &vec![Value::Int(2), Value::Null]);
         let no = |chunk: &[Change], why: &str| assert!(assumed_current(chunk, &s, &pairs).is_none(), "{why}");
         no(&[upd(0, 1, Value::Int(1), Value::Int(2)), upd(0, 1, Value::Int(2), Value::Int(3))], "a key twice: the second update's row is the first one's outcome");
         no(&[change(0, Op::Insert, 1, Value::Null)], "an insert may meet an existing row");

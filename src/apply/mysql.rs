@@ -539,9 +539,8 @@ impl MysqlApplier {
             return Ok(false);
         }
         let schemas = Arc::clone(&self.schemas);
-        let Some(mut current) = assumed_current(changes, &schemas, &self.pairs) else { return Ok(false) };
-        let befores: std::collections::HashMap<(usize, String), &Row> =
-            changes.iter().filter_map(|c| Some(((c.pair, key_text(&c.key)), c.before.as_ref()?))).collect();
+        let Some(befores) = assumed_current(changes, &schemas, &self.pairs) else { return Ok(false) };
+        let mut current: Current = befores.iter().map(|(k, &b)| (k.clone(), Some(b.clone()))).collect();
         let (runs, outcome) = merge_chunk(changes, &schemas, &self.pairs, Side::Postgres, self.forwarded, &mut current);
         if !outcome.conflicts.is_empty() || runs.iter().any(|r| r.ops.iter().any(|op| !matches!(op, RowOp::PartialUpdate { .. }))) {
             return Ok(false);

@@ -376,14 +376,7 @@ fn update_join<'a>(
         out.push_str(close);
     }
     out.push_str(") AS u ON ");
-    for (n, &i) in schema.key.iter().enumerate() {
-        if n > 0 {
-            out.push_str(" AND ");
-        }
-        out.push_str("t.");
-        quote_ident(out, &schema.columns[i].my_name);
-        let _ = write!(out, " = u.k{n}");
-    }
+    joined_columns(out, schema, &schema.key, " AND ", 'k');
     for (n, &i) in guarded.iter().enumerate() {
         let bytes = matches!(schema.columns[i].my_kind, ValueKind::Text | ValueKind::Bytes | ValueKind::Json | ValueKind::Uuid | ValueKind::Enum);
         // CAST(… AS BINARY), not the BINARY operator MySQL 8.0.27 deprecates.
@@ -392,15 +385,20 @@ fn update_join<'a>(
         let _ = if bytes { write!(out, " AS BINARY) <=> CAST(u.b{n} AS BINARY)") } else { write!(out, " <=> u.b{n}") };
     }
     out.push_str(" SET ");
-    for (n, &i) in g.columns.iter().enumerate() {
+    joined_columns(out, schema, &g.columns, ",", 'v');
+    Ok(true)
+}
+
+/// Appends `t.col = u.{prefix}{n}` for each of `columns`, separated by `sep`.
+fn joined_columns(out: &mut String, schema: &PairSchema, columns: &[usize], sep: &str, prefix: char) {
+    for (n, &i) in columns.iter().enumerate() {
         if n > 0 {
-            out.push(',');
+            out.push_str(sep);
         }
         out.push_str("t.");
         quote_ident(out, &schema.columns[i].my_name);
-        let _ = write!(out, " = u.v{n}");
+        let _ = write!(out, " = u.{prefix}{n}");
     }
-    Ok(true)
 }
 
 /// Appends guarded updates for a run of `PartialUpdate`s (see
@@ -410,7 +408,7 @@ fn update_join<'a>(
 /// its `ROW_COUNT()` to `@tandem_rows`. Returns how many rows the statements
 /// must change, or `None` (nothing appended) when a guarded column cannot be
 /// compared exactly in SQL (floating point) or a before-image is missing.
-/// Strings compare as bytes (`BINARY`): a guard may fail where tandem's own
+/// Strings compare as bytes (`CAST(… AS BINARY)`): a guard may fail where tandem's own
 /// comparison would call the values equal, never the other way round.
 pub fn render_guarded<'a>(
     out: &mut String,

@@ -80,10 +80,10 @@ pub fn signal(child: &Child, sig: i32) {
 /// Does process `pid` catch signal `sig` (`SigCgt` of /proc/PID/status)?
 /// A process that is gone counts as catching it (nothing to wait for).
 pub fn catches(pid: u32, sig: i32) -> bool {
-    if proc_status_field(pid, "State").is_none_or(|s| s.contains("zombie")) {
+    if proc_status_field(pid, "State").map_or(true, |s| s.contains("zombie")) {
         return true;
     }
-    proc_status_field(pid, "SigCgt").and_then(|m| u64::from_str_radix(&m, 16).ok()).is_none_or(|m| m & (1u64 << (sig - 1)) != 0)
+    proc_status_field(pid, "SigCgt").and_then(|m| u64::from_str_radix(&m, 16).ok()).map_or(true, |m| m & (1u64 << (sig - 1)) != 0)
 }
 
 /// The value of field `name` in /proc/PID/status (None: no such process or field).
