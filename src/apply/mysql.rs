@@ -321,8 +321,9 @@ impl BatchApplier for MysqlApplier {
     }
 
     async fn write(&mut self, changes: &[Change]) -> Result<()> {
+        let changes = self.batches.without_superseded(changes, self.forwarded, &self.pairs);
         // Changes holding a source value with no canonical form never reach the database.
-        for segment in super::screen::screen(changes, &self.pairs, &self.schemas) {
+        for segment in super::screen::screen(&changes, &self.pairs, &self.schemas) {
             match segment {
                 Segment::Apply(cs) => self.write_screened(&cs).await?,
                 Segment::Hold(c, e) => self.reject(&c, e)?,

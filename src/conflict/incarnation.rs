@@ -17,7 +17,11 @@
 //!   the echo's commit looks its batch up by the applied position the echo
 //!   records: writes to keys D deleted after that batch's `seen` — D's delete
 //!   and the change were concurrent — are forwarded to S as changes of D, so
-//!   S applies the outcome D has.
+//!   S applies the outcome D has; not those the same echo deleted again
+//!   (`note_echo_write`): then D's outcome is the key's absence, which S has;
+//! - S's applier drops a forwarded write to a key S deleted after the
+//!   forward's `seen` (`BatchLog::without_superseded`): that delete reaches D
+//!   after the write D forwarded, and removes it there too.
 //!
 //! Invariants: echoes are read in commit order, so looking a batch up drops
 //! every batch registered before it (their echoes are past); batches and
@@ -133,15 +137,9 @@ impl Incarnations {
     }
 
     /// At the commit of an echo on `side` that records `applied`: which of
-    /// `candidates` (its writes to tombstoned keys) to forward — inserts and
-    /// updates of keys `side` deleted after the batch's `seen` (any delete
-    /// when the batch had no `seen`). Nothing when the batch is unknown.
-    ///
-    /// Deletes are never forwarded: a delete that met a row `side` had
-    /// re-created removed a newer row than the one it meant; the other side
-    /// has that newer row (the re-insert reached it) and forwards it back
-    /// when it reads its own echo, so the row lives on both. Forwarding the
-    /// delete as well would cross that forward and leave one side without it.
+    /// `candidates` (its writes to tombstoned keys, `note_echo_write`) to
+    /// forward — those to keys `side` deleted after the batch's `seen` (any
+    /// delete when the batch had no `seen`). Nothing when the batch is unknown.
     pub fn forwardable(&self, side: Side, applied: Option<&SourcePos>, mut candidates: Vec<Change>) -> Vec<Change> {
         let Some(seen) = applied.and_then(|a| self.batch_seen(side, a)) else {
             if !candidates.is_empty() {
@@ -155,9 +153,6 @@ impl Incarnations {
         let before = candidates.len();
         let t = lock(&self.tombstones[slot(side)]);
         candidates.retain(|c| {
-            if c.op == crate::model::Op::Delete {
-                return false;
-            }
             let key = (c.pair, crate::conflict::compare::key_text(&c.key));
             match &seen {
                 Some(seen) => t.deleted_after(&key, seen),
@@ -239,6 +234,38 @@ pub fn deleted_key(change: &crate::model::Change, schema: &crate::schema::PairSc
     }
 }
 
+/// Notes one row change of tandem's own transaction (an echo) read by a
+/// source that tracks deletes: an insert or update of a key `tombstoned` on
+/// this side becomes a candidate to forward (`Incarnations::forwardable`).
+/// `removed` is the key the change removes (`deleted_key`).
+///
+/// Deletes are never forwarded: a delete that met a row this side had
+/// re-created removed a newer row than the one it meant; the other side has
+/// that newer row (the re-insert reached it) and forwards it back when it
+/// reads its own echo, so the row lives on both. Forwarding the delete as
+/// well would cross that forward and leave one side without it.
+///
+/// A delete, key move or truncate drops the candidates before it of what it
+/// removed: the echo's outcome for that key is then its absence, which the
+/// other side has already (the delete came from there). Forwarding the
+/// earlier write would re-create there a row both sides deleted — a batch
+/// that applied the other side's re-insert and its later delete of a key
+/// this side had deleted meanwhile.
+pub fn note_echo_write(candidates: &mut Vec<Change>, change: Change, removed: Option<KeyRef>, tombstoned: impl FnOnce(&KeyRef) -> bool) {
+    use crate::conflict::compare::key_text;
+    use crate::model::Op;
+    if change.op == Op::Truncate {
+        candidates.retain(|c| c.pair != change.pair);
+        return;
+    }
+    if let Some((pair, key)) = &removed {
+        candidates.retain(|c| c.pair != *pair || key_text(&c.key) != *key);
+    }
+    if change.op != Op::Delete && tombstoned(&(change.pair, key_text(&change.key))) {
+        candidates.push(change);
+    }
+}
+
 /// Prefix of the transactional logical message in which the Postgres
 /// applier names the MySQL position each of its transactions applied.
 pub fn pg_applied_prefix(origin: &str) -> String {
@@ -288,6 +315,35 @@ impl BatchLog {
         }
     }
 
+    /// `changes` without the writes of a forwarded batch
+    /// (`SourceEvent::Begin::forwarded`) to keys this side deleted itself
+    /// after the batch's `seen`, where the pair's deletes propagate from this
+    /// side. That delete had not reached the other side when it forwarded its
+    /// outcome, so it reaches it after and removes that outcome there too:
+    /// applying the forward here would re-create a row both sides end up
+    /// without. (Where this side's source has not read that delete yet, the
+    /// write is applied and this side's echo forwards it back: both keep it.)
+    pub fn without_superseded<'a>(&self, changes: &'a [Change], forwarded: bool, pairs: &[crate::config::PairConfig]) -> std::borrow::Cow<'a, [Change]> {
+        use crate::conflict::compare::key_text;
+        let (Some(reg), Some(seen), true) = (&self.reg, &self.seen, forwarded) else { return changes.into() };
+        if !reg.tracks_deletes(self.dest) {
+            return changes.into();
+        }
+        let t = lock(&reg.tombstones[slot(self.dest)]);
+        let superseded = |c: &Change| {
+            c.op != crate::model::Op::Delete
+                && pairs.get(c.pair).is_some_and(|p| p.deletes.allows(self.dest))
+                && t.deleted_after(&(c.pair, key_text(&c.key)), seen)
+        };
+        if !changes.iter().any(superseded) {
+            return changes.into();
+        }
+        let (dropped, kept): (Vec<&Change>, Vec<&Change>) = changes.iter().partition(|c| superseded(c));
+        tracing::debug!(dest = ?self.dest, seen = %seen, keys = ?dropped.iter().map(|c| key_text(&c.key)).collect::<Vec<_>>(),
+            "forwarded writes dropped: this side deleted those keys after the forward's seen");
+        kept.into_iter().cloned().collect::<Vec<_>>().into()
+    }
+
     /// The batch committed: its source resumes after it with its `seen`.
     pub fn committed(&self) {
         if let (Some(reg), Some(seen)) = (&self.reg, &self.seen) {
@@ -297,112 +353,5 @@ impl BatchLog {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Lsn, Op, Value};
-
-    fn pos(n: u64) -> SourcePos {
-        SourcePos::Postgres(Lsn(n))
-    }
-
-    fn k(s: &str) -> KeyRef {
-        (0, s.to_string())
-    }
-
-    fn write(key: i64) -> Change {
-        Change { pair: 0, op: Op::Insert, key: vec![Value::Int(key)], before: None, after: Some(vec![Value::Int(key)]) }
-    }
-
-    fn key_of(n: i64) -> KeyRef {
-        (0, crate::conflict::compare::key_text(&[Value::Int(n)]))
-    }
-
-    #[test]
-    fn writes_of_a_batch_concurrent_with_a_delete_are_forwarded() {
-        let reg = Incarnations::default();
-        assert!(!reg.tracks_deletes(Side::Postgres));
-        reg.record_deletes(Side::Postgres, vec![key_of(1), key_of(2)], &[], &pos(20));
-        assert!(reg.tracks_deletes(Side::Postgres));
-        assert!(!reg.tracks_deletes(Side::Mysql), "tombstones are per side");
-        assert!(reg.tombstoned(Side::Postgres, &key_of(1)) && !reg.tombstoned(Side::Postgres, &key_of(3)));
-        reg.batch_committing(Side::Postgres, &pos(100), Some(&pos(10)));
-        reg.batch_committing(Side::Postgres, &pos(200), Some(&pos(20)));
-        let mut delete = write(2);
-        delete.op = Op::Delete;
-        let fwd = reg.forwardable(Side::Postgres, Some(&pos(100)), vec![write(1), write(3), delete]);
-        assert_eq!(fwd, vec![write(1)], "key 1 was deleted (at 20) after the batch's seen (10); key 3 never; deletes are not forwarded");
-        let fwd = reg.forwardable(Side::Postgres, Some(&pos(200)), vec![write(1), write(2)]);
-        assert!(fwd.is_empty(), "the second batch had seen the delete (seen == 20)");
-    }
-
-    #[test]
-    fn an_echo_finds_its_own_batch_and_earlier_ones_are_dropped() {
-        let reg = Incarnations::default();
-        reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
-        reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(25)));
-        reg.batch_committing(Side::Mysql, &pos(200), Some(&pos(10)));
-        // The echo of the batch at 100 was skipped (or wrote nothing): the one at 200 is found.
-        assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(200)), vec![write(1)]), vec![write(1)]);
-        assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]).is_empty(), "dropped: its echo is past");
-        assert!(reg.forwardable(Side::Mysql, None, vec![write(1)]).is_empty(), "an echo without a position forwards nothing");
-    }
-
-    #[test]
-    fn a_failed_batch_is_withdrawn_and_a_batch_without_seen_forwards_any_tombstoned_key() {
-        let reg = Incarnations::default();
-        reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
-        reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(10)));
-        reg.batch_failed(Side::Mysql, &pos(100));
-        assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]).is_empty());
-        reg.batch_committing(Side::Mysql, &pos(100), None);
-        assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]), vec![write(1)]);
-    }
-
-    #[test]
-    fn the_batch_log_registers_with_its_seen_and_sets_resume() {
-        let reg = std::sync::Arc::new(Incarnations::default());
-        reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
-        let mut log = BatchLog::new(Side::Mysql);
-        log.attach(reg.clone());
-        log.set_seen(Some(pos(10)));
-        log.committing(&pos(300));
-        log.committed();
-        assert_eq!(reg.resume_seen(Side::Postgres), Some(pos(10)), "the source of the other side resumes with this seen");
-        let fwd = |at: u64| reg.forwardable(Side::Mysql, Some(&pos(at)), vec![write(1)]).len();
-        assert_eq!(fwd(300), 1, "seen 10: the delete at 20 came after");
-        log.committing(&pos(400));
-        assert_eq!(fwd(400), 1, "still seen 10");
-        log.set_seen(Some(pos(30)));
-        log.committing(&pos(500));
-        assert_eq!(fwd(500), 0, "seen 30: the delete at 20 was seen; nothing to forward");
-    }
-
-    #[test]
-    fn batches_stay_bounded() {
-        let reg = Incarnations::default();
-        for n in 0..(MAX_BATCHES as u64 + 5) {
-            reg.batch_committing(Side::Postgres, &pos(n), None);
-        }
-        assert_eq!(lock(&reg.batches[0]).len(), MAX_BATCHES);
-        assert_eq!(lock(&reg.batches[0]).front().map(|b| b.0.clone()), Some(pos(5)));
-    }
-
-    #[test]
-    fn a_truncate_is_a_delete_of_every_key_of_the_pair() {
-        let mut t = Tombstones::default();
-        t.record(Vec::new(), &[0], &pos(30));
-        assert!(t.deleted_after(&k("7"), &pos(29)));
-        assert!(t.any(&k("7")));
-        assert!(!t.deleted_after(&(1, "7".into()), &pos(29)));
-        assert!(!t.any(&(1, "7".into())));
-    }
-
-    #[test]
-    fn tombstones_stay_bounded() {
-        let mut t = Tombstones::default();
-        t.record((0..MAX_TOMBSTONES + 10).map(|i| k(&i.to_string())).collect(), &[], &pos(5));
-        assert_eq!(t.keys.len(), MAX_TOMBSTONES);
-        assert!(!t.deleted_after(&k("0"), &pos(1)), "the oldest are forgotten first");
-        assert!(t.deleted_after(&k(&(MAX_TOMBSTONES + 9).to_string()), &pos(1)));
-    }
-}
+#[path = "incarnation_tests.rs"]
+mod tests;

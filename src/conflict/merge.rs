@@ -263,4 +263,4 @@ fn merge_row_lww(ctx: &MergeContext, change: &Change, before: &Row, after: &Row,
 
 #[cfg(test)]
 #[path = "merge_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,8 @@ use crate::config::*;
 use crate::schema::{ColumnSchema, ValueKind};
 use std::collections::BTreeMap;
 
-fn pair(policy: ConflictPolicy) -> PairConfig {
+/// A pair with `email` owned by Postgres, the others by both.
+pub(crate) fn pair(policy: ConflictPolicy) -> PairConfig {
     let mut columns = BTreeMap::new();
     columns.insert("email".to_string(), ColumnConfig { owner: Some(Owner::Postgres), postgres: None, mysql: None });
     let t = TableName { schema: "s".into(), name: "t".into() };

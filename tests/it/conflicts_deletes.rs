@@ -83,6 +83,45 @@ async fn a_mysql_reinsert_concurrent_with_a_postgres_update_of_the_old_row_conve
     .await;
 }
 
+/// Postgres deletes row 1 while MariaDB updates it and then deletes it too,
+/// in two transactions (`missing_row = "insert"`: the update brings row 1
+/// back in Postgres, where MariaDB's delete then removes it again). Both
+/// sides deleted the row, so it stays gone: the short-lived re-creation in
+/// Postgres is not forwarded to MariaDB (`conflict::incarnation`), where it
+/// would bring back a row neither side has any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_both_sides_delete_stays_deleted_when_mysql_updated_it_first() {
+    stays_deleted("del_upd_del", "DELETE FROM items WHERE id = 1", "UPDATE items SET v = 'my' WHERE id = 1; DELETE FROM items WHERE id = 1").await;
+}
+
+/// The mirror image, through the binlog source's echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_both_sides_delete_stays_deleted_when_postgres_updated_it_first() {
+    stays_deleted(
+        "my_del_upd_del",
+        "BEGIN; UPDATE items SET v = 'pg' WHERE id = 1; COMMIT; BEGIN; DELETE FROM items WHERE id = 1; COMMIT",
+        "DELETE FROM items WHERE id = 1",
+    )
+    .await;
+}
+
+/// Runs `pg_sql` and `my_sql` with the pipeline stopped (`concurrently`),
+/// both of which delete row 1, and asserts that row 1 is gone on both sides
+/// once every forward has had its trip.
+async fn stays_deleted(test: &str, pg_sql: &str, my_sql: &str) {
+    let (db, cfg, run) = seeded(test, "missing_row = \"insert\"", "", 2).await;
+    let run = concurrently(&db, &cfg, run, pg_sql, my_sql).await;
+    // A forward of what one side's echo wrote leaves after it (barrier 1) and any
+    // forward back after that (barrier 2).
+    barrier(&db, 1).await;
+    barrier(&db, 2).await;
+    let (pg, my) = both_rows(&db).await;
+    let ids = |rows: &Rows| rows.iter().filter_map(|r| r[0].clone()).filter(|id| id.parse::<i32>().is_ok_and(|n| n < 900)).collect::<Vec<_>>();
+    assert_eq!((ids(&pg), ids(&my)), (vec!["2".to_string()], vec!["2".to_string()]), "row 1 is gone on both sides");
+    assert_eq!(pg, my, "the sides are equal");
+    run.stop().await;
+}
+
 /// Row 1 deleted in Postgres behind tandem's back, then updated in MariaDB.
 async fn missing_row_case(test: &str, settings: &str) -> (TestDb, InProcess) {
     let (db, cfg, run) = seeded(test, settings, "", 2).await;

@@ -27,8 +27,7 @@ use super::gtid_set::{uuid_text, GtidSet};
 use super::rows::TableDecoder;
 use super::{Flavor, MysqlSourceOptions};
 use crate::config::{Direction, Endpoint};
-use crate::conflict::compare::key_text;
-use crate::conflict::incarnation::{deleted_key, KeyRef};
+use crate::conflict::incarnation::{deleted_key, note_echo_write, KeyRef};
 use crate::model::{BinlogPos, Change, MariaGtid, Op, SourceEvent, SourcePos, TxnMeta};
 use crate::schema::PairSchema;
 use crate::{Error, Result};
@@ -714,10 +713,10 @@ impl Streamer {
             }
             Route::Paired(Ok(dec)) if tracking.reg.tracks_deletes(crate::config::Side::Mysql) => {
                 let Ok(colmap) = &entry.colmap else { return Ok(None) };
+                let schema = self.pairs.values().find(|p| p.pair == dec.pair);
                 for c in super::rows_event::decode_rows_event(re, &entry.tme, dec, colmap)? {
-                    if tracking.reg.tombstoned(crate::config::Side::Mysql, &(c.pair, key_text(&c.key))) {
-                        txn.forward.push(c);
-                    }
+                    let removed = schema.and_then(|p| deleted_key(&c, p));
+                    note_echo_write(&mut txn.forward, c, removed, |k| tracking.reg.tombstoned(crate::config::Side::Mysql, k));
                 }
             }
             _ => {}

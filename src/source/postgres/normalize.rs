@@ -22,8 +22,7 @@
 use super::pgoutput::{OldTuple, PgOutputMessage, Relation, Tuple, TupleValue, TypeInfo};
 use super::values::decode_text;
 use crate::config::Side;
-use crate::conflict::compare::key_text;
-use crate::conflict::incarnation::{deleted_key, Incarnations, KeyRef};
+use crate::conflict::incarnation::{deleted_key, note_echo_write, Incarnations, KeyRef};
 use crate::model::{Change, Lsn, Op, Row, SourceEvent, SourcePos, TxnMeta, Value};
 use crate::schema::{PairSchema, ValueKind};
 use crate::{Error, Result};
@@ -91,6 +90,11 @@ impl OpenTxn {
             forward: Vec::new(),
         }
     }
+}
+
+/// The schema of pair `pair` (at that index when the pairs are in order).
+fn schema_of(pairs: &[PairSchema], pair: usize) -> Option<&PairSchema> {
+    pairs.get(pair).filter(|p| p.pair == pair).or_else(|| pairs.iter().find(|p| p.pair == pair))
 }
 
 /// Row incarnation bookkeeping (`crate::conflict::incarnation`), when both
@@ -353,15 +357,14 @@ impl Normalizer {
     fn push(&mut self, change: Change, out: &mut Vec<SourceEvent>) {
         if let (Some(inc), Some(txn)) = (self.incarnation.as_ref(), self.txn.as_mut()) {
             if txn.mode == TxnMode::EchoSkip {
-                if change.op != Op::Truncate && inc.reg.tombstoned(Side::Postgres, &(change.pair, key_text(&change.key))) {
-                    txn.forward.push(change);
-                }
+                let removed = schema_of(&self.pairs, change.pair).and_then(|p| deleted_key(&change, p));
+                note_echo_write(&mut txn.forward, change, removed, |k| inc.reg.tombstoned(Side::Postgres, k));
                 return;
             }
             if change.op == Op::Truncate {
                 txn.truncated.push(change.pair);
             } else if txn.deleted.len() < crate::conflict::incarnation::MAX_TOMBSTONES {
-                txn.deleted.extend(self.pairs.get(change.pair).and_then(|p| deleted_key(&change, p)));
+                txn.deleted.extend(schema_of(&self.pairs, change.pair).and_then(|p| deleted_key(&change, p)));
             }
         }
         let full = match self.txn.as_mut() {

@@ -411,3 +411,33 @@ fn backfill_watermarks_of_this_pipeline_follow_their_transaction() {
     let mut n = normalizer(100, 300);
     assert!(run(&mut n, vec![begin(200), message("tandem_crm_signal", true, &json), commit(200, 210)]).is_empty());
 }
+
+/// Row incarnations (`crate::conflict::incarnation`): an echo's write to a key
+/// Postgres deleted after the batch's `seen` is forwarded to MySQL as
+/// Postgres' outcome — unless the same echo deleted the key again.
+#[test]
+fn an_echo_forwards_writes_to_keys_deleted_meanwhile_but_not_ones_it_deleted_again() {
+    use crate::conflict::incarnation::Incarnations;
+    let reg = std::sync::Arc::new(Incarnations::default());
+    let mut n = normalizer(100, 0).with_incarnations(reg.clone(), None);
+    let delete = |id: &str| PgOutputMessage::Delete(Delete { relation: 7, old: OldTuple::Full(tup(t("n"), id, t("a@x"))) });
+    let origin = PgOutputMessage::Origin(Origin { origin_lsn: Lsn(0), name: "tandem_crm".into() });
+    let binlog = |n: u64| SourcePos::Mysql(crate::model::BinlogPos::File { file: "b.000001".into(), pos: n });
+    let applied = |n: u64| message("tandem_crm_applied", true, &format!("file:b.000001:{n}"));
+    // Postgres deletes keys 1 and 2 itself.
+    let ev = run(&mut n, vec![relation(), begin(0x100), delete("1"), delete("2"), commit(0x100, 0x130)]);
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    // Two batches the applier wrote, both from MySQL changes that had not seen that delete.
+    reg.batch_committing(Side::Postgres, &binlog(500), Some(&SourcePos::Postgres(Lsn(0x50))));
+    reg.batch_committing(Side::Postgres, &binlog(600), Some(&SourcePos::Postgres(Lsn(0x50))));
+    // The first re-created key 1 (and wrote key 3, never deleted here): key 1 is forwarded.
+    let ev = run(&mut n, vec![begin(0x200), origin.clone(), applied(500), insert(7, "1"), insert(7, "3"), commit(0x200, 0x230)]);
+    let forwarded = |ev: &[SourceEvent]| -> Vec<Change> {
+        ev.iter().filter_map(|e| if let SourceEvent::Changes(c) = e { Some(c.clone()) } else { None }).flatten().collect()
+    };
+    assert!(matches!(ev.first(), Some(SourceEvent::Begin { forwarded: true, .. })), "{ev:?}");
+    assert_eq!(forwarded(&ev).iter().map(|c| (c.op, c.key.clone())).collect::<Vec<_>>(), vec![(Op::Insert, vec![Value::Int(1)])]);
+    // The second re-created key 2 and then applied MySQL's delete of it: both sides lack it, nothing to forward.
+    let ev = run(&mut n, vec![begin(0x300), origin, applied(600), insert(7, "2"), delete("2"), commit(0x300, 0x330)]);
+    assert_eq!(ev, vec![SourceEvent::Idle(SourcePos::Postgres(Lsn(0x330)))], "a forward here would re-create key 2 in MySQL only");
+}
