@@ -676,7 +676,7 @@ impl MysqlApplier {
         self.batches.committing(&last.position);
         match self.flush().await {
             Ok(()) => {
-                self.batches.committed();
+                self.batches.committed(&last.position);
                 Ok(())
             }
             Err(e) => {

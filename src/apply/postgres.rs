@@ -556,7 +556,7 @@ impl PostgresApplier {
             self.batches.failed(&last.position);
             return Err(e.into());
         }
-        self.batches.committed();
+        self.batches.committed(&last.position);
         Ok(())
     }
 

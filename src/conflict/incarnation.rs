@@ -23,11 +23,16 @@
 //!   forward's `seen` (`BatchLog::without_superseded`): that delete reaches D
 //!   after the write D forwarded, and removes it there too.
 //!
-//! Invariants: echoes are read in commit order, so looking a batch up drops
-//! every batch registered before it (their echoes are past); batches and
-//! tombstones are bounded (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten
-//! first); both live in memory only, so a restart that re-reads the stream
-//! from a checkpoint forgets deletes read before it (README: known limits).
+//! Invariants: echoes are read in commit order, so looking a batch up marks
+//! it and every batch registered before it as echoed there; a batch is
+//! forgotten once the direction reading its echo has committed or
+//! acknowledged past that echo (`Incarnations::echoes_passed`) — until then a restart of that direction
+//! re-reads the echo and finds its batch again, so a forward that was lost
+//! with the restart is sent again. Batches and tombstones are bounded
+//! (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten first); both live in
+//! memory only, so a restart of the process forgets them, and a direction
+//! that restarts from a checkpoint forgets its side's deletes read before it
+//! (README: known limits).
 //! A forward that was not needed is not harmless: it carries S's older
 //! values as D's, and where S changed the row again meanwhile the policy may
 //! pick them at S only — so `seen` must be exact, never earlier than the
@@ -48,8 +53,15 @@ pub const MAX_BATCHES: usize = 65_536;
 /// (pair index, key text of `conflict::compare::key_text`).
 pub type KeyRef = (usize, String);
 
-/// One applier batch: the source position it applied and its `seen`.
-type BatchEntry = (SourcePos, Option<SourcePos>);
+/// One applier batch.
+#[derive(Debug)]
+struct BatchEntry {
+    /// The source position it applied (its last source transaction's).
+    applied: SourcePos,
+    seen: Option<SourcePos>,
+    /// Where its echo (or a later one) was read in its side's stream.
+    echo_at: Option<SourcePos>,
+}
 
 /// Shared by the two directions of one run; every array is indexed by side.
 #[derive(Debug, Default)]
@@ -113,7 +125,7 @@ impl Incarnations {
     /// source transactions up to `applied`, all with `seen`.
     pub fn batch_committing(&self, dest: Side, applied: &SourcePos, seen: Option<&SourcePos>) {
         let mut q = lock(&self.batches[slot(dest)]);
-        q.push_back((applied.clone(), seen.cloned()));
+        q.push_back(BatchEntry { applied: applied.clone(), seen: seen.cloned(), echo_at: None });
         while q.len() > MAX_BATCHES {
             q.pop_front();
         }
@@ -122,26 +134,40 @@ impl Incarnations {
     /// The COMMIT of the batch registered with `applied` failed.
     pub fn batch_failed(&self, dest: Side, applied: &SourcePos) {
         let mut q = lock(&self.batches[slot(dest)]);
-        if let Some(i) = q.iter().rposition(|(a, _)| a == applied) {
+        if let Some(i) = q.iter().rposition(|b| b.applied == *applied) {
             q.remove(i);
         }
     }
 
-    /// The batch whose echo on `side` records `applied`: `Some(seen)` when it
-    /// is registered (earlier batches are dropped: their echoes are past).
-    fn batch_seen(&self, side: Side, applied: &SourcePos) -> Option<Option<SourcePos>> {
+    /// The batch whose echo on `side`, read at `echo_at`, records `applied`:
+    /// `Some(seen)` when it is registered. It and the batches before it are
+    /// marked as echoed (their echoes are at or before `echo_at`).
+    fn batch_seen(&self, side: Side, applied: &SourcePos, echo_at: &SourcePos) -> Option<Option<SourcePos>> {
         let mut q = lock(&self.batches[slot(side)]);
-        let i = q.iter().position(|(a, _)| a == applied)?;
-        let (_, seen) = q.drain(..=i).next_back()?;
-        Some(seen)
+        let i = q.iter().position(|b| b.applied == *applied)?;
+        for b in q.iter_mut().take(i + 1).filter(|b| b.echo_at.is_none()) {
+            b.echo_at = Some(echo_at.clone());
+        }
+        Some(q[i].seen.clone())
     }
 
-    /// At the commit of an echo on `side` that records `applied`: which of
+    /// The direction reading `side`'s stream will not read it again up to
+    /// `upto` (it committed or acknowledged that far): batches written to
+    /// `side` whose echo was read at or before it are forgotten.
+    pub fn echoes_passed(&self, side: Side, upto: &SourcePos) {
+        use std::cmp::Ordering::{Equal, Less};
+        let mut q = lock(&self.batches[slot(side)]);
+        while q.front().is_some_and(|b| b.echo_at.as_ref().is_some_and(|e| matches!(e.try_cmp(upto), Some(Less | Equal)))) {
+            q.pop_front();
+        }
+    }
+
+    /// At the commit, at `echo_at`, of an echo on `side` that records `applied`: which of
     /// `candidates` (its writes to tombstoned keys, `note_echo_write`) to
     /// forward — those to keys `side` deleted after the batch's `seen` (any
     /// delete when the batch had no `seen`). Nothing when the batch is unknown.
-    pub fn forwardable(&self, side: Side, applied: Option<&SourcePos>, mut candidates: Vec<Change>) -> Vec<Change> {
-        let Some(seen) = applied.and_then(|a| self.batch_seen(side, a)) else {
+    pub fn forwardable(&self, side: Side, applied: Option<&SourcePos>, echo_at: &SourcePos, mut candidates: Vec<Change>) -> Vec<Change> {
+        let Some(seen) = applied.and_then(|a| self.batch_seen(side, a, echo_at)) else {
             if !candidates.is_empty() {
                 tracing::debug!(?side, applied = ?applied.map(|a| a.to_string()), candidates = candidates.len(), "echo of an unknown batch: nothing forwarded");
             }
@@ -344,11 +370,15 @@ impl BatchLog {
         kept.into_iter().cloned().collect::<Vec<_>>().into()
     }
 
-    /// The batch committed: its source resumes after it with its `seen`.
-    pub fn committed(&self) {
-        if let (Some(reg), Some(seen)) = (&self.reg, &self.seen) {
+    /// The batch that applied up to `applied` committed: its source resumes
+    /// after it, with its `seen`, and the batches written to the source's
+    /// side whose echoes it has passed are forgotten.
+    pub fn committed(&self, applied: &SourcePos) {
+        let Some(reg) = &self.reg else { return };
+        if let Some(seen) = &self.seen {
             reg.set_resume_seen(self.dest.other(), Some(seen.clone()));
         }
+        reg.echoes_passed(self.dest.other(), applied);
     }
 }
 

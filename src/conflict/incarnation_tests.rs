@@ -16,6 +16,11 @@ fn write(key: i64) -> Change {
     Change { pair: 0, op: Op::Insert, key: vec![Value::Int(key)], before: None, after: Some(vec![Value::Int(key)]) }
 }
 
+/// Where the echo of the batch that applied up to `applied` is read.
+fn echo(applied: u64) -> SourcePos {
+    pos(10_000 + applied)
+}
+
 fn key_of(n: i64) -> KeyRef {
     (0, crate::conflict::compare::key_text(&[Value::Int(n)]))
 }
@@ -30,9 +35,9 @@ fn writes_of_a_batch_concurrent_with_a_delete_are_forwarded() {
     assert!(reg.tombstoned(Side::Postgres, &key_of(1)) && !reg.tombstoned(Side::Postgres, &key_of(3)));
     reg.batch_committing(Side::Postgres, &pos(100), Some(&pos(10)));
     reg.batch_committing(Side::Postgres, &pos(200), Some(&pos(20)));
-    let fwd = reg.forwardable(Side::Postgres, Some(&pos(100)), vec![write(1), write(3)]);
+    let fwd = reg.forwardable(Side::Postgres, Some(&pos(100)), &echo(100), vec![write(1), write(3)]);
     assert_eq!(fwd, vec![write(1)], "key 1 was deleted (at 20) after the batch's seen (10); key 3 never");
-    let fwd = reg.forwardable(Side::Postgres, Some(&pos(200)), vec![write(1), write(2)]);
+    let fwd = reg.forwardable(Side::Postgres, Some(&pos(200)), &echo(200), vec![write(1), write(2)]);
     assert!(fwd.is_empty(), "the second batch had seen the delete (seen == 20)");
 }
 
@@ -61,15 +66,27 @@ fn an_echo_keeps_writes_to_deleted_keys_unless_it_removes_them_again() {
 }
 
 #[test]
-fn an_echo_finds_its_own_batch_and_earlier_ones_are_dropped() {
+fn an_echo_finds_its_batch_again_until_the_reading_direction_has_passed_it() {
     let reg = Incarnations::default();
     reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
     reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(25)));
     reg.batch_committing(Side::Mysql, &pos(200), Some(&pos(10)));
+    reg.batch_committing(Side::Mysql, &pos(300), Some(&pos(10)));
     // The echo of the batch at 100 was skipped (or wrote nothing): the one at 200 is found.
-    assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(200)), vec![write(1)]), vec![write(1)]);
-    assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]).is_empty(), "dropped: its echo is past");
-    assert!(reg.forwardable(Side::Mysql, None, vec![write(1)]).is_empty(), "an echo without a position forwards nothing");
+    assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(200)), &echo(200), vec![write(1)]), vec![write(1)]);
+    assert!(reg.forwardable(Side::Mysql, None, &echo(0), vec![write(1)]).is_empty(), "an echo without a position forwards nothing");
+    // The direction reading MySQL restarts before committing past that echo: read again, it forwards again.
+    reg.echoes_passed(Side::Mysql, &pos(10_199));
+    assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(200)), &echo(200), vec![write(1)]), vec![write(1)]);
+    // Once it has passed the echo, the batch (and the one before it) is forgotten; later ones are kept.
+    reg.echoes_passed(Side::Mysql, &echo(200));
+    assert!(reg.forwardable(Side::Mysql, Some(&pos(200)), &echo(200), vec![write(1)]).is_empty());
+    assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), &echo(100), vec![write(1)]).is_empty());
+    assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(300)), &echo(300), vec![write(1)]), vec![write(1)]);
+    // A batch whose echo was not read yet is kept, whatever the position passed.
+    reg.batch_committing(Side::Mysql, &pos(400), Some(&pos(10)));
+    reg.echoes_passed(Side::Mysql, &pos(99_999));
+    assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(400)), &echo(400), vec![write(1)]), vec![write(1)]);
 }
 
 #[test]
@@ -78,9 +95,9 @@ fn a_failed_batch_is_withdrawn_and_a_batch_without_seen_forwards_any_tombstoned_
     reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
     reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(10)));
     reg.batch_failed(Side::Mysql, &pos(100));
-    assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]).is_empty());
+    assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), &echo(100), vec![write(1)]).is_empty());
     reg.batch_committing(Side::Mysql, &pos(100), None);
-    assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(100)), vec![write(1)]), vec![write(1)]);
+    assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(100)), &echo(100), vec![write(1)]), vec![write(1)]);
 }
 
 #[test]
@@ -91,9 +108,9 @@ fn the_batch_log_registers_with_its_seen_and_sets_resume() {
     log.attach(reg.clone());
     log.set_seen(Some(pos(10)));
     log.committing(&pos(300));
-    log.committed();
+    log.committed(&pos(300));
     assert_eq!(reg.resume_seen(Side::Postgres), Some(pos(10)), "the source of the other side resumes with this seen");
-    let fwd = |at: u64| reg.forwardable(Side::Mysql, Some(&pos(at)), vec![write(1)]).len();
+    let fwd = |at: u64| reg.forwardable(Side::Mysql, Some(&pos(at)), &echo(at), vec![write(1)]).len();
     assert_eq!(fwd(300), 1, "seen 10: the delete at 20 came after");
     log.committing(&pos(400));
     assert_eq!(fwd(400), 1, "still seen 10");
@@ -128,7 +145,7 @@ fn batches_stay_bounded() {
         reg.batch_committing(Side::Postgres, &pos(n), None);
     }
     assert_eq!(lock(&reg.batches[0]).len(), MAX_BATCHES);
-    assert_eq!(lock(&reg.batches[0]).front().map(|b| b.0.clone()), Some(pos(5)));
+    assert_eq!(lock(&reg.batches[0]).front().map(|b| b.applied.clone()), Some(pos(5)));
 }
 
 #[test]

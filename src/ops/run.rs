@@ -202,7 +202,7 @@ pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
         origin_to_skip: cfg.origin_name(),
         chunk_rows: SOURCE_CHUNK_ROWS,
         status_interval: Duration::from_secs(10),
-        incarnations: Some(Tracking { reg, seen }),
+        incarnations: Some(Tracking { reg: Arc::clone(&reg), seen }),
     };
     let source = PostgresSource::connect(&cfg.postgres.endpoint, opts, schemas.as_ref().clone()).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
@@ -212,6 +212,8 @@ pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
     crate::service::state::global().streaming(direction);
     let ack = move |pos: &SourcePos| {
         crate::service::state::global().acknowledged(direction, pos);
+        // The slot will not send again what is acknowledged: echoes up to here are past.
+        reg.echoes_passed(crate::config::Side::Postgres, pos);
         if let SourcePos::Postgres(l) = pos {
             ack_tx.send_if_modified(|cur| {
                 let newer = *l > *cur;

@@ -626,7 +626,7 @@ impl Streamer {
             note_deletes(&self.pairs, self.opts.incarnations.is_some(), &mut txn);
             if let Some((t, _)) = &self.opts.incarnations {
                 if txn.echo {
-                    txn.forward = t.reg.forwardable(crate::config::Side::Mysql, applied.as_ref(), std::mem::take(&mut txn.forward));
+                    txn.forward = t.reg.forwardable(crate::config::Side::Mysql, applied.as_ref(), &position, std::mem::take(&mut txn.forward));
                 } else {
                     t.reg.record_deletes(crate::config::Side::Mysql, std::mem::take(&mut txn.deleted), &txn.truncated, &position);
                 }

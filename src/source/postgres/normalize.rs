@@ -282,7 +282,7 @@ impl Normalizer {
                 if let Some(inc) = self.incarnation.as_mut() {
                     let applied = txn.applied.take();
                     if txn.mode == TxnMode::EchoSkip {
-                        txn.forward = inc.reg.forwardable(Side::Postgres, applied.as_ref(), std::mem::take(&mut txn.forward));
+                        txn.forward = inc.reg.forwardable(Side::Postgres, applied.as_ref(), &pos, std::mem::take(&mut txn.forward));
                     }
                     if let Some(applied) = applied {
                         inc.seen = Some(applied);
