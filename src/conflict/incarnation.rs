@@ -47,7 +47,9 @@ use std::sync::Mutex;
 
 /// Deleted keys a source remembers.
 pub const MAX_TOMBSTONES: usize = 200_000;
-/// Committing batches whose echo has not been read yet, per side.
+/// Batches remembered per side: those whose echo has not been read yet, and
+/// those whose echo the reading direction has not committed past (a MySQL
+/// side that only ever shows tandem's own writes keeps this many, a few MiB).
 pub const MAX_BATCHES: usize = 65_536;
 
 /// (pair index, key text of `conflict::compare::key_text`).
