@@ -26,13 +26,12 @@
 //! Invariants: echoes are read in commit order, so looking a batch up marks
 //! it and every batch registered before it as echoed there; a batch is
 //! forgotten once the direction reading its echo has committed or
-//! acknowledged past that echo (`Incarnations::echoes_passed`) — until then a restart of that direction
-//! re-reads the echo and finds its batch again, so a forward that was lost
-//! with the restart is sent again. Batches and tombstones are bounded
-//! (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten first); both live in
-//! memory only, so a restart of the process forgets them, and a direction
-//! that restarts from a checkpoint forgets its side's deletes read before it
-//! (README: known limits).
+//! acknowledged past that echo (`Incarnations::echoes_passed`) — until then
+//! a retry of that direction re-reads the echo and finds its batch again, so
+//! a forward that was lost with the failure is sent again. Batches and
+//! tombstones are bounded (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten
+//! first) and shared by the directions' retries, but live in the process's
+//! memory only: restarting the process forgets them (README: known limits).
 //! A forward that was not needed is not harmless: it carries S's older
 //! values as D's, and where S changed the row again meanwhile the policy may
 //! pick them at S only — so `seen` must be exact, never earlier than the
@@ -146,8 +145,15 @@ impl Incarnations {
     /// marked as echoed (their echoes are at or before `echo_at`).
     fn batch_seen(&self, side: Side, applied: &SourcePos, echo_at: &SourcePos) -> Option<Option<SourcePos>> {
         let mut q = lock(&self.batches[slot(side)]);
-        let i = q.iter().position(|b| b.applied == *applied)?;
-        for b in q.iter_mut().take(i + 1).filter(|b| b.echo_at.is_none()) {
+        // The echoed batches come first (marking covers a prefix): a new echo's
+        // batch is after them, so the search starts there; only an echo read
+        // again after a restart looks among them.
+        let fresh = q.partition_point(|b| b.echo_at.is_some());
+        let i = match q.range(fresh..).position(|b| b.applied == *applied) {
+            Some(i) => fresh + i,
+            None => q.range(..fresh).position(|b| b.applied == *applied)?,
+        };
+        for b in q.range_mut(fresh..).take((i + 1).saturating_sub(fresh)) {
             b.echo_at = Some(echo_at.clone());
         }
         Some(q[i].seen.clone())
@@ -363,10 +369,10 @@ impl BatchLog {
                 && pairs.get(c.pair).is_some_and(|p| p.deletes.allows(self.dest))
                 && t.deleted_after(&(c.pair, key_text(&c.key)), seen)
         };
-        if !changes.iter().any(superseded) {
+        let (dropped, kept): (Vec<&Change>, Vec<&Change>) = changes.iter().partition(|c| superseded(c));
+        if dropped.is_empty() {
             return changes.into();
         }
-        let (dropped, kept): (Vec<&Change>, Vec<&Change>) = changes.iter().partition(|c| superseded(c));
         tracing::debug!(dest = ?self.dest, seen = %seen, keys = ?dropped.iter().map(|c| key_text(&c.key)).collect::<Vec<_>>(),
             "forwarded writes dropped: this side deleted those keys after the forward's seen");
         kept.into_iter().cloned().collect::<Vec<_>>().into()
