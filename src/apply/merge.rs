@@ -86,14 +86,13 @@ pub struct InsertRun<'a> {
 /// The rows a chunk of plain updates expects at the destination — each
 /// change's before-image, by (pair, key text) — or `None` unless every change
 /// updates a key that stays put, has a before-image, and no key repeats in
-/// the chunk. Merged
-/// against these rows a chunk has no conflict, so an applier may write its
-/// updates without reading first, each row guarded by the before-image of
-/// the columns it sets (and of `guard_also`): where a guard fails, the
-/// destination row differs from the expectation, and the applier must undo
-/// the chunk and merge it against the current rows. The merge reads nothing
-/// else of a row it updates: `merge_columns` compares the set columns, and
-/// the last-writer-wins timestamp, which `guard_also` names.
+/// the chunk. Merged against these rows a chunk has no conflict, so an
+/// applier may write its updates without reading first, each row guarded by
+/// the before-image of the columns it sets (and of `guard_also`): where a
+/// guard fails, the destination row differs from the expectation, and the
+/// applier must undo the chunk and merge it against the current rows. The
+/// merge reads nothing else of a row it updates: `merge_columns` compares the
+/// set columns, and the last-writer-wins timestamp, which `guard_also` names.
 pub fn assumed_current<'a>(changes: &'a [Change], schemas: &[PairSchema], pairs: &[PairConfig]) -> Option<HashMap<(usize, String), &'a Row>> {
     let mut current = HashMap::with_capacity(changes.len());
     for c in changes {
@@ -248,21 +247,11 @@ mod tests {
     }
 
     fn pair(name: &str, on_conflict: crate::config::ConflictPolicy, timestamp_column: Option<&str>) -> PairConfig {
-        use crate::config::*;
-        let t = TableName { schema: "s".into(), name: "t".into() };
         PairConfig {
             name: name.into(),
-            postgres: t.clone(),
-            mysql: t,
-            key: None,
-            default_owner: Owner::Both,
-            on_conflict,
             timestamp_column: timestamp_column.map(String::from),
-            tie_breaker: Side::Postgres,
-            deletes: DeleteSides::Both,
-            missing_row: MissingRow::Ignore,
-            zero_dates: ZeroDates::Quarantine,
             columns: Default::default(),
+            ..crate::conflict::merge::tests::pair(on_conflict)
         }
     }
 

@@ -517,8 +517,7 @@ impl MysqlApplier {
             let mut start = 0;
             while start < run.ops.len() {
                 let end = (start + 2000).min(run.ops.len());
-                render_run(&mut self.pending, schema, &run.ops[start..end], self.row_list)
-                    .map_err(|e| Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) })?;
+                render_run(&mut self.pending, schema, &run.ops[start..end], self.row_list)?;
                 start = end;
                 if self.pending.len() >= FLUSH_BYTES {
                     self.flush().await?;
@@ -561,7 +560,7 @@ impl MysqlApplier {
                     }
                     Err(e) => {
                         self.pending.truncate(mark);
-                        return Err(Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) });
+                        return Err(e.into());
                     }
                 }
             }

@@ -22,6 +22,14 @@ pub struct RenderError {
     pub reason: String,
 }
 
+/// A change's value its destination column cannot hold: the change fails
+/// with the pair, the column and the value named.
+impl From<RenderError> for crate::Error {
+    fn from(e: RenderError) -> Self {
+        crate::Error::Value { pair: e.pair, column: e.column, message: format!("{} (value {})", e.reason, e.value) }
+    }
+}
+
 pub fn quote_ident(out: &mut String, name: &str) {
     out.push('`');
     out.push_str(&name.replace('`', "``"));
