@@ -209,7 +209,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let code = match crate::ops::run::run(&cfg, token).await {
+            let code = match crate::run::run(&cfg, token).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "fatal");

@@ -153,7 +153,7 @@ fn mysql_connect_error(ep: &Endpoint, e: mysql_async::Error) -> Error {
             return crate::tls::requires_tls_error(ep, &s.message);
         }
         if s.code == crate::tls::MYSQL_ACCESS_DENIED {
-            return Error::Other(format!(
+            return Error::Tls(format!(
                 "{}: mysql: {e} (tls = \"disable\": if the server requires TLS (require_secure_transport, or an account \
                  created with REQUIRE SSL), set tls = \"require\" or \"verify-full\")",
                 ep.describe()

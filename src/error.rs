@@ -15,19 +15,58 @@ pub enum Error {
     Postgres(#[from] tokio_postgres::Error),
     #[error("mysql: {0}")]
     Mysql(#[from] mysql_async::Error),
+    /// The replication connection broke the protocol at the connection
+    /// level (an unexpected or truncated frame, the stream ended): reconnecting helps.
     #[error("postgres replication protocol: {0}")]
     Protocol(String),
     #[error("postgres server error {code}: {message}")]
     PgServer { code: String, message: String },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Bytes of a change stream or a stored record that do not decode: the
+    /// same bytes fail again, so this is never retried.
     #[error("decode: {0}")]
     Decode(String),
+    /// The change stream carries something tandem cannot replicate
+    /// faithfully (a statement-based event of a mapped table, a compressed
+    /// or partial event, XA): the direction stops with the cause named.
+    #[error("unsupported in the change stream: {0}")]
+    Unsupported(String),
     /// A value the destination cannot hold exactly (found before sending it).
     #[error("pair {pair}, column {column}: {message}")]
     Value { pair: String, column: String, message: String },
     #[error("schema of pair {pair}: {message}")]
     Schema { pair: String, message: String },
+    /// A server setting, object or privilege tandem needs is missing or
+    /// wrong (binary log off, a slot of another plugin, a replication origin
+    /// the role may not use); the message says what to change.
+    #[error("{0}")]
+    Setup(String),
+    /// The server asks for a login tandem cannot give (no password
+    /// configured, an unsupported authentication method, a failed SCRAM exchange).
+    #[error("authentication: {0}")]
+    Auth(String),
+    /// A stored checkpoint that cannot be resumed from (another kind of
+    /// position, another server's binlog); the message says what to do.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A change the destination rejected while `on_error = "stop"`.
+    #[error("the destination rejected a change (on_error = \"stop\"): {0}")]
+    Rejected(String),
+    /// An operator's request that names something that does not exist or
+    /// cannot be done (an unknown pair, a malformed or unknown id).
+    #[error("{0}")]
+    Request(String),
+    /// A backfill that cannot go on (the pipeline is not running or does
+    /// not merge its chunks); the message says why.
+    #[error("backfill: {0}")]
+    Backfill(String),
+    /// The pipeline lease's bookkeeping is not as tandem left it.
+    #[error("lease: {0}")]
+    Lease(String),
+    /// A task of tandem's own ended abnormally (it panicked or was aborted).
+    #[error("{0}")]
+    Task(String),
     /// The destination's lease epoch is no longer this holder's: another
     /// instance took the pipeline lease, and the batch was not committed.
     #[error("fenced: the {side} lease epoch is no longer {epoch}; another instance holds the pipeline lease (batch not committed)")]
@@ -36,8 +75,6 @@ pub enum Error {
     /// file, server without TLS): the message names the endpoint.
     #[error("tls: {0}")]
     Tls(String),
-    #[error("{0}")]
-    Other(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -86,7 +123,21 @@ impl Error {
     pub fn classify(&self) -> ErrorClass {
         use ErrorClass::*;
         match self {
-            Error::Config(_) | Error::Tls(_) | Error::Decode(_) | Error::Schema { .. } | Error::Other(_) | Error::Value { .. } | Error::Fenced { .. } => Definite,
+            Error::Config(_)
+            | Error::Tls(_)
+            | Error::Decode(_)
+            | Error::Unsupported(_)
+            | Error::Schema { .. }
+            | Error::Value { .. }
+            | Error::Setup(_)
+            | Error::Auth(_)
+            | Error::Checkpoint(_)
+            | Error::Rejected(_)
+            | Error::Request(_)
+            | Error::Backfill(_)
+            | Error::Lease(_)
+            | Error::Task(_)
+            | Error::Fenced { .. } => Definite,
             Error::Io(_) | Error::Protocol(_) => Transient,
             Error::PgServer { code, .. } => if pg_state_transient(code) { Transient } else { Definite },
             Error::Postgres(e) => match e.code() {
@@ -130,12 +181,6 @@ impl Error {
     }
 }
 
-impl From<crate::model::value::ParseValueError> for Error {
-    fn from(e: crate::model::value::ParseValueError) -> Self {
-        Error::Decode(e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +204,24 @@ mod tests {
         assert_eq!(Error::Io(std::io::Error::other("x")).classify(), ErrorClass::Transient);
         assert_eq!(Error::Decode("x".into()).classify(), ErrorClass::Definite);
         assert_eq!(Error::Tls("certificate verify failed".into()).classify(), ErrorClass::Definite);
+        // A stream tandem cannot decode or replicate fails again the same way: never retried.
+        assert_eq!(Error::Decode("pgoutput Begin inside an open transaction".into()).classify(), ErrorClass::Definite);
+        assert_eq!(Error::Unsupported("compressed binlog events".into()).classify(), ErrorClass::Definite);
+        assert_eq!(Error::Protocol("the server ended the replication stream".into()).classify(), ErrorClass::Transient);
+        for definite in [
+            Error::Setup("binary logging is off".into()),
+            Error::Auth("no password configured".into()),
+            Error::Checkpoint("taken on another server".into()),
+            Error::Rejected("duplicate key".into()),
+            Error::Request("no pair named x".into()),
+            Error::Backfill("tandem run is not running".into()),
+            Error::Lease("the lease row vanished".into()),
+            Error::Task("source task panicked".into()),
+            Error::Fenced { side: "mysql", epoch: 3 },
+            Error::Schema { pair: "p".into(), message: "column missing".into() },
+            Error::Value { pair: "p".into(), column: "c".into(), message: "out of range".into() },
+        ] {
+            assert_eq!(definite.classify(), ErrorClass::Definite, "{definite}");
+        }
     }
 }

@@ -8,7 +8,6 @@
 
 pub mod apply;
 pub mod backfill;
-pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod conflict;
@@ -19,10 +18,12 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod model;
 pub mod ops;
-pub mod pipeline;
+pub mod run;
 pub mod schema;
 pub mod service;
 pub mod source;
+pub mod sql;
+pub mod state;
 pub mod testbed;
 pub mod tls;
 

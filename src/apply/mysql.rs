@@ -23,7 +23,7 @@
 //! then fails with `Error::Fenced`.
 
 use super::merge::{assumed_current, conflict_rows, fresh_inserts, guard_also, keys_needed, merge_chunk, report, Current};
-use super::mysql_sql::{key_predicate, quote_ident, quote_str, render_guarded, render_plain_insert, render_run, render_value, table, RowList};
+use super::mysql_sql::{key_predicate, render_guarded, render_plain_insert, render_run, render_value, table, RowList};
 use super::plan::RowOp;
 use super::quarantine::{handle_rejection, Rejected};
 use super::screen::Segment;
@@ -36,6 +36,7 @@ use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
 use crate::model::{Row, Value};
 use crate::schema::PairSchema;
+use crate::sql::my::{push_ident, push_literal};
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 use std::sync::Arc;
@@ -178,23 +179,23 @@ impl MysqlApplier {
                 // FLOAT prints only 6 digits over the text protocol: read its exact double.
                 if super::mysql_sql::is_single_float(&c.my_type) {
                     sql.push_str("CAST(");
-                    quote_ident(&mut sql, &c.my_name);
+                    push_ident(&mut sql, &c.my_name);
                     sql.push_str(" AS DOUBLE)");
                 } else {
-                    quote_ident(&mut sql, &c.my_name);
+                    push_ident(&mut sql, &c.my_name);
                 }
             }
             sql.push_str(" FROM ");
             table(&mut sql, schema);
             sql.push_str(" WHERE ");
             if schema.key.len() == 1 {
-                quote_ident(&mut sql, &schema.columns[schema.key[0]].my_name);
+                push_ident(&mut sql, &schema.columns[schema.key[0]].my_name);
                 sql.push_str(" IN (");
                 for (n, k) in chunk.iter().enumerate() {
                     if n > 0 {
                         sql.push(',');
                     }
-                    render_value(&mut sql, schema, schema.key[0], &k[0]).map_err(|e| Error::Other(e.to_string()))?;
+                    render_value(&mut sql, schema, schema.key[0], &k[0]).map_err(Error::from)?;
                 }
                 sql.push(')');
             } else {
@@ -202,7 +203,7 @@ impl MysqlApplier {
                     if n > 0 {
                         sql.push_str(" OR ");
                     }
-                    key_predicate(&mut sql, schema, k).map_err(|e| Error::Other(e.to_string()))?;
+                    key_predicate(&mut sql, schema, k).map_err(Error::from)?;
                 }
             }
             sql.push_str(" FOR UPDATE");
@@ -222,7 +223,7 @@ impl MysqlApplier {
                     let bytes = match &v {
                         mysql_async::Value::NULL => None,
                         mysql_async::Value::Bytes(b) => Some(b.as_slice()),
-                        _ => return Err(Error::Other(format!("pair {}: unexpected binary value for {}", schema.name, c.name))),
+                        _ => return Err(Error::Decode(format!("pair {}: unexpected binary value for {}", schema.name, c.name))),
                     };
                     let mut v = mysql_text_value(bytes, c.my_kind).map_err(|e| {
                         Error::Decode(format!("pair {}, column {} (read back from {}): {e}", schema.name, c.name, schema.my_table))
@@ -242,7 +243,7 @@ impl MysqlApplier {
 
     fn state_table(&self, name: &str) -> String {
         let mut s = String::new();
-        quote_ident(&mut s, &self.state_db);
+        push_ident(&mut s, &self.state_db);
         s.push('.');
         s.push_str(name);
         s
@@ -260,7 +261,7 @@ pub async fn choose_echo(conn: &mut mysql_async::Conn, cfg: &Config) -> Result<E
     let id = cfg.mysql.server_id;
     let own: Option<u64> = conn.query_first("SELECT @@GLOBAL.server_id").await?;
     if own == Some(id as u64) {
-        return Err(Error::Other(format!("[mysql] server_id = {id} is the server's own server_id; choose another id for tandem")));
+        return Err(Error::Setup(format!("[mysql] server_id = {id} is the server's own server_id; choose another id for tandem")));
     }
     match conn.query_drop(format!("SET SESSION server_id = {id}")).await {
         Ok(()) => Ok(EchoMark::ServerId(id)),
@@ -268,7 +269,7 @@ pub async fn choose_echo(conn: &mut mysql_async::Conn, cfg: &Config) -> Result<E
             tracing::info!(error = %e, "cannot set the session server_id; using the origin marker row instead");
             Ok(EchoMark::MarkerRow)
         }
-        Err(e) => Err(Error::Other(format!("echo_tag = \"server-id\" needs SUPER or BINLOG ADMIN to set the session server_id: {e}"))),
+        Err(e) => Err(Error::Setup(format!("echo_tag = \"server-id\" needs SUPER or BINLOG ADMIN to set the session server_id: {e}"))),
     }
 }
 
@@ -299,8 +300,8 @@ impl BatchApplier for MysqlApplier {
                 Direction::PostgresToMysql => p
                     .parse()
                     .map(|l| Some(SourcePos::Postgres(l)))
-                    .map_err(|e| Error::Other(format!("checkpoint in {}: {e}", self.state_table("checkpoints")))),
-                Direction::MysqlToPostgres => Err(Error::Other("MySQL holds only the postgres→mysql checkpoint".into())),
+                    .map_err(|e| Error::Checkpoint(format!("in {}: {e}", self.state_table("checkpoints")))),
+                Direction::MysqlToPostgres => Err(Error::Checkpoint("MySQL holds only the postgres→mysql checkpoint".into())),
             },
         }
     }
@@ -315,7 +316,7 @@ impl BatchApplier for MysqlApplier {
         self.pending.push_str("START TRANSACTION;\nINSERT INTO ");
         self.pending.push_str(&marker);
         self.pending.push_str(" (pipeline, txn) VALUES (");
-        quote_str(&mut self.pending, &self.pipeline);
+        push_literal(&mut self.pending, &self.pipeline);
         self.pending.push_str(", 1) ON DUPLICATE KEY UPDATE txn = txn + 1;\n");
         Ok(())
     }
@@ -357,7 +358,7 @@ impl BatchApplier for MysqlApplier {
         for (n, (pair, text)) in pairs.iter().zip(&texts).enumerate() {
             self.pending.push_str(if n == 0 { "(" } else { ",(" });
             for f in [self.pipeline.as_str(), self.direction.key(), pair, reason, text] {
-                quote_str(&mut self.pending, f);
+                push_literal(&mut self.pending, f);
                 self.pending.push(',');
             }
             self.pending.push_str("UTC_TIMESTAMP(6))");
@@ -616,7 +617,7 @@ impl MysqlApplier {
                     self.pending.push(',');
                 }
                 match f {
-                    Some(t) => quote_str(&mut self.pending, t),
+                    Some(t) => push_literal(&mut self.pending, t),
                     None => self.pending.push_str("NULL"),
                 }
             }
@@ -632,11 +633,11 @@ impl MysqlApplier {
                 self.pending.push_str(
                     " (pipeline, pair, key_json, column_name, postgres_value, mysql_value, policy, winner, postgres_commit_ts, decided_at, resolved_at) VALUES (",
                 );
-                quote_str(&mut self.pending, &self.pipeline);
+                push_literal(&mut self.pending, &self.pipeline);
                 for v in row.iter().chain(std::iter::once(&source_ts)) {
                     self.pending.push(',');
                     match v {
-                        Some(t) => quote_str(&mut self.pending, t),
+                        Some(t) => push_literal(&mut self.pending, t),
                         None => self.pending.push_str("NULL"),
                     }
                 }
@@ -651,23 +652,23 @@ impl MysqlApplier {
             self.pending.push_str("SET @tandem_lease_epoch = NULL;\nSELECT epoch INTO @tandem_lease_epoch FROM ");
             self.pending.push_str(&lease);
             self.pending.push_str(" WHERE pipeline = ");
-            quote_str(&mut self.pending, &self.pipeline);
+            push_literal(&mut self.pending, &self.pipeline);
             self.pending.push_str(" LOCK IN SHARE MODE;\n");
         }
         let table = self.state_table("checkpoints");
         self.pending.push_str("INSERT INTO ");
         self.pending.push_str(&table);
         self.pending.push_str(" (pipeline, direction, position, updated_at) VALUES (");
-        quote_str(&mut self.pending, &self.pipeline);
+        push_literal(&mut self.pending, &self.pipeline);
         self.pending.push(',');
-        quote_str(&mut self.pending, self.direction.key());
+        push_literal(&mut self.pending, self.direction.key());
         self.pending.push(',');
         match self.fence {
-            None => quote_str(&mut self.pending, &position.to_string()),
+            None => push_literal(&mut self.pending, &position.to_string()),
             Some(epoch) => {
                 // NULL (refused by strict mode, so COMMIT never runs) unless the epoch is still ours.
                 self.pending.push_str(&format!("IF(@tandem_lease_epoch <=> {epoch}, "));
-                quote_str(&mut self.pending, &position.to_string());
+                push_literal(&mut self.pending, &position.to_string());
                 self.pending.push_str(", NULL)");
             }
         }

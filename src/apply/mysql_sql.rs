@@ -30,23 +30,7 @@ impl From<RenderError> for crate::Error {
     }
 }
 
-pub fn quote_ident(out: &mut String, name: &str) {
-    out.push('`');
-    out.push_str(&name.replace('`', "``"));
-    out.push('`');
-}
-
-pub fn quote_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('\'');
-    for ch in s.chars() {
-        if ch == '\'' {
-            out.push('\'');
-        }
-        out.push(ch);
-    }
-    out.push('\'');
-}
+use crate::sql::my::{push_ident, push_literal};
 
 fn hex(out: &mut String, b: &[u8]) {
     out.push_str("X'");
@@ -96,17 +80,17 @@ pub fn literal(out: &mut String, v: &Value, kind: ValueKind) -> Result<(), Strin
                 hex(out, s.as_bytes());
                 out.push_str(" USING utf8mb4)");
             } else {
-                quote_str(out, s)
+                push_literal(out, s)
             }
         }
         Value::Bytes(b) => hex(out, b),
-        Value::Date(d) => quote_str(out, &format_date(*d)),
-        Value::Time(t) => quote_str(out, &format_time(*t)),
+        Value::Date(d) => push_literal(out, &format_date(*d)),
+        Value::Time(t) => push_literal(out, &format_time(*t)),
         Value::Timestamp(t) => {
             if kind == ValueKind::Date {
-                quote_str(out, &format_timestamp(*t)[..10])
+                push_literal(out, &format_timestamp(*t)[..10])
             } else {
-                quote_str(out, &format_timestamp(*t))
+                push_literal(out, &format_timestamp(*t))
             }
         }
         Value::Unchanged => return Err("an unsent TOAST value cannot be written".to_string()),
@@ -154,9 +138,9 @@ pub fn render_value(out: &mut String, schema: &PairSchema, col: usize, v: &Value
 }
 
 pub fn table(out: &mut String, schema: &PairSchema) {
-    quote_ident(out, &schema.my_table.schema);
+    push_ident(out, &schema.my_table.schema);
     out.push('.');
-    quote_ident(out, &schema.my_table.name);
+    push_ident(out, &schema.my_table.name);
 }
 
 pub fn key_predicate(out: &mut String, schema: &PairSchema, key: &[Value]) -> Result<(), RenderError> {
@@ -165,7 +149,7 @@ pub fn key_predicate(out: &mut String, schema: &PairSchema, key: &[Value]) -> Re
         if n > 0 {
             out.push_str(" AND ");
         }
-        quote_ident(out, &schema.columns[ci].my_name);
+        push_ident(out, &schema.columns[ci].my_name);
         out.push('=');
         render_value(out, schema, ci, v)?;
     }
@@ -196,7 +180,7 @@ fn insert_values<'a>(out: &mut String, schema: &PairSchema, rows: impl Iterator<
         if n > 0 {
             out.push(',');
         }
-        quote_ident(out, &schema.columns[i].my_name);
+        push_ident(out, &schema.columns[i].my_name);
     }
     out.push_str(") VALUES ");
     let mut first = true;
@@ -270,17 +254,17 @@ pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp], rows: Ro
                 }
                 n += 1;
                 let name = &schema.columns[i].my_name;
-                quote_ident(out, name);
+                push_ident(out, name);
                 out.push_str("=VALUES(");
-                quote_ident(out, name);
+                push_ident(out, name);
                 out.push(')');
             }
             if n == 0 {
                 // Key-only table: a no-op update keeps the statement valid.
                 let k = &schema.columns[schema.key[0]].my_name;
-                quote_ident(out, k);
+                push_ident(out, k);
                 out.push('=');
-                quote_ident(out, k);
+                push_ident(out, k);
             }
             out.push_str(";\n");
         }
@@ -308,7 +292,7 @@ pub fn render_run(out: &mut String, schema: &PairSchema, ops: &[RowOp], rows: Ro
                         if n > 0 {
                             out.push(',');
                         }
-                        quote_ident(out, &schema.columns[i].my_name);
+                        push_ident(out, &schema.columns[i].my_name);
                         out.push('=');
                         render_value(out, schema, i, &row[i])?;
                     }
@@ -389,7 +373,7 @@ fn update_join<'a>(
         let bytes = matches!(schema.columns[i].my_kind, ValueKind::Text | ValueKind::Bytes | ValueKind::Json | ValueKind::Uuid | ValueKind::Enum);
         // CAST(… AS BINARY), not the BINARY operator MySQL 8.0.27 deprecates.
         out.push_str(if bytes { " AND CAST(t." } else { " AND t." });
-        quote_ident(out, &schema.columns[i].my_name);
+        push_ident(out, &schema.columns[i].my_name);
         let _ = if bytes { write!(out, " AS BINARY) <=> CAST(u.b{n} AS BINARY)") } else { write!(out, " <=> u.b{n}") };
     }
     out.push_str(" SET ");
@@ -404,7 +388,7 @@ fn joined_columns(out: &mut String, schema: &PairSchema, columns: &[usize], sep:
             out.push_str(sep);
         }
         out.push_str("t.");
-        quote_ident(out, &schema.columns[i].my_name);
+        push_ident(out, &schema.columns[i].my_name);
         let _ = write!(out, " = u.{prefix}{n}");
     }
 }

@@ -95,7 +95,7 @@ pub enum Replay {
 /// Decodes a parked change for replay; an insert that lacks a column is
 /// rejected with an error naming it. An undecodable entry is an error.
 pub fn replay(schema: &PairSchema, text: &str) -> crate::Result<Replay> {
-    let c = change_from_park_json(text, schema).map_err(|e| crate::Error::Other(format!("pair {}: {e}", schema.name)))?;
+    let c = change_from_park_json(text, schema).map_err(|e| crate::Error::Decode(format!("pair {}: {e}", schema.name)))?;
     Ok(match insert_lacking(schema, &c) {
         Some(column) => Replay::Reject(
             c,

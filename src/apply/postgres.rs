@@ -30,7 +30,7 @@ use crate::conflict::incarnation::{BatchLog, Incarnations};
 use crate::model::Row;
 use crate::backfill::{ChunkJob, ChunkOutcome};
 use crate::model::{Change, SourcePos, TxnMeta};
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::schema::PairSchema;
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ impl PostgresApplier {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
                 Err(e) => {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Setup(format!(
                         "cannot set up replication origin {} (run `tandem init`; the role needs superuser or EXECUTE on pg_replication_origin_session_setup): {}",
                         cfg.origin_name(),
                         Error::Postgres(e)
@@ -173,7 +173,7 @@ impl PostgresApplier {
             for k in chunk {
                 current.insert((schema.pair, key_text(k)), None);
                 for (slot, (&i, v)) in schema.key.iter().zip(k).enumerate() {
-                    arrays[slot].push(text(v, schema.columns[i].pg_kind).map_err(|e| Error::Other(format!("pair {}: key: {e}", schema.name)))?);
+                    arrays[slot].push(text(v, schema.columns[i].pg_kind).map_err(|e| Error::Value { pair: schema.name.clone(), column: schema.columns[i].name.clone(), message: format!("key: {e}") })?);
                 }
             }
             let params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
@@ -235,7 +235,7 @@ impl BatchApplier for PostgresApplier {
                 let text: String = r.get(0);
                 text.parse()
                     .map(|p| Some(SourcePos::Mysql(p)))
-                    .map_err(|e| Error::Other(format!("checkpoint in {}: {e}", self.checkpoints())))
+                    .map_err(|e| Error::Checkpoint(format!("in {}: {e}", self.checkpoints())))
             }
         }
     }

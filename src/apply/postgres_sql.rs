@@ -16,7 +16,7 @@
 use super::plan::RowOp;
 use crate::model::value::{format_date, format_time, format_timestamp};
 use crate::model::{Row, Value};
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::schema::{PairSchema, ValueKind};
 use std::collections::HashMap;
 use std::fmt::Write;

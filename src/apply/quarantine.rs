@@ -175,8 +175,8 @@ pub fn handle_rejection(
     });
     let r = rejected(schema, c, column, error.to_string());
     if on_error == crate::config::OnError::Stop {
-        return Err(crate::Error::Other(format!(
-            "the destination rejected a change (on_error = \"stop\"): pair {}, key {}, column {}, value {}: {}",
+        return Err(crate::Error::Rejected(format!(
+            "pair {}, key {}, column {}, value {}: {}",
             r.pair,
             r.key_json,
             r.column.as_deref().unwrap_or("?"),

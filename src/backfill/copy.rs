@@ -20,7 +20,7 @@ use crate::config::{Config, Side};
 use crate::ops::check::canonical::{pg_kind_of, Binder, Dialect, KeyText, SideSql};
 use crate::ops::check::lag::{CatchUp, LagProbe};
 use crate::ops::check::sides::{MySide, PgSide, TextQuery, TextRow};
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::schema::{PairSchema, ValueKind};
 use crate::{Error, Result};
 use std::time::{Duration, Instant};
@@ -98,19 +98,19 @@ pub async fn backfill(cfg: &Config, opts: &BackfillOptions, report: &mut dyn Rep
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     if !probe.running(&pg).await? {
-        return Err(Error::Other(format!(
+        return Err(Error::Backfill(format!(
             "`tandem run` is not running for pipeline {} (its replication slot {} is not active): the backfill's chunks are merged by the \
              running pipeline, start it first",
             cfg.pipeline, cfg.postgres.slot
         )));
     }
-    let schemas = crate::ops::introspect::resolve_all(cfg, &pg.client, &mut my.conn).await?;
+    let schemas = crate::schema::introspect::resolve_all(cfg, &pg.client, &mut my.conn).await?;
     let selected: Vec<&PairSchema> = if opts.all {
         schemas.iter().collect()
     } else {
         let mut out = Vec::new();
         for name in &opts.pairs {
-            out.push(schemas.iter().find(|s| &s.name == name).ok_or_else(|| Error::Other(format!("no pair named {name} in the config")))?);
+            out.push(schemas.iter().find(|s| &s.name == name).ok_or_else(|| Error::Request(format!("no pair named {name} in the config")))?);
         }
         out
     };
@@ -119,8 +119,8 @@ pub async fn backfill(cfg: &Config, opts: &BackfillOptions, report: &mut dyn Rep
     let positions = probe.positions(&pg, &mut my).await?;
     match probe.wait(&pg, &mut my, &positions, Instant::now() + opts.merge_timeout).await? {
         CatchUp::CaughtUp => {}
-        CatchUp::NotRunning => return Err(Error::Other("`tandem run` stopped while the backfill waited for it".into())),
-        CatchUp::TimedOut => return Err(Error::Other(format!("the pipeline did not catch up within {:?}; is it stuck or far behind?", opts.merge_timeout))),
+        CatchUp::NotRunning => return Err(Error::Backfill("`tandem run` stopped while the backfill waited for it".into())),
+        CatchUp::TimedOut => return Err(Error::Backfill(format!("the pipeline did not catch up within {:?}; is it stuck or far behind?", opts.merge_timeout))),
     }
     let mut results = Vec::new();
     for schema in selected {
@@ -145,7 +145,7 @@ impl Ctx<'_> {
     fn state_table(&self, d: Dialect, name: &str) -> String {
         match d {
             Dialect::Postgres => format!("{}.{}", pg_ident(&self.cfg.state_schema), name),
-            _ => format!("{}.{}", crate::ops::check::canonical::my_ident(&self.cfg.state_schema), name),
+            _ => format!("{}.{}", crate::sql::my::ident(&self.cfg.state_schema), name),
         }
     }
 
@@ -287,7 +287,7 @@ async fn stage<Q: TextQuery + Load>(ctx: &Ctx<'_>, dst: &mut Q, rows: &[TextRow]
             cols.iter().map(|&i| pg_kind_of(&s.columns[i])).collect(),
         )
     } else {
-        let q = crate::ops::check::canonical::my_ident;
+        let q = crate::sql::my::ident;
         (
             format!("{}.{}", q(&ctx.cfg.state_schema), q(&name)),
             cols.iter().map(|&i| q(&s.columns[i].my_name)).collect(),
@@ -310,7 +310,7 @@ async fn stage<Q: TextQuery + Load>(ctx: &Ctx<'_>, dst: &mut Q, rows: &[TextRow]
     };
     result.map_err(|e| {
         let keys = |r: Option<&TextRow>| r.map(|r| key_of(s, r)).unwrap_or_default();
-        Error::Other(format!(
+        Error::Backfill(format!(
             "backfill of pair {}: staging chunk {chunk} (keys {:?} to {:?}) at the destination failed: {e}",
             s.name,
             keys(rows.first()),
@@ -330,7 +330,7 @@ async fn wait_merged<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, run: &str, chunk:
             }
         }
         if started.elapsed() > ctx.opts.merge_timeout {
-            return Err(Error::Other(format!(
+            return Err(Error::Backfill(format!(
                 "the pipeline did not merge chunk {chunk} of pair {} within {:?}: is `tandem run` running and keeping up?",
                 ctx.schema.name, ctx.opts.merge_timeout
             )));
@@ -397,7 +397,7 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
     let (mut t_read, mut t_stage, mut t_wait) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     loop {
         if abandoned_in_a_row >= MAX_ABANDONED {
-            return Err(Error::Other(format!(
+            return Err(Error::Backfill(format!(
                 "the pipeline abandoned {MAX_ABANDONED} chunks of pair {} in a row after key {after:?}; the `tandem run` log says why",
                 s.name
             )));

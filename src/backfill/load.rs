@@ -75,7 +75,7 @@ pub fn my_inserts(t: &Target<'_>, rows: &[TextRow], chunk: u64) -> Vec<String> {
                     sql.push_str(v);
                     sql.push('\'');
                 }
-                (Some(v), _) => crate::apply::mysql_sql::quote_str(&mut sql, v),
+                (Some(v), _) => crate::sql::my::push_literal(&mut sql, v),
             }
             sql.push(',');
         }

@@ -16,8 +16,8 @@
 //! are never written.
 
 use crate::config::{Owner, Side};
-use crate::ops::check::canonical::my_ident;
-use crate::ops::init::pg_ident;
+use crate::sql::my::ident as my_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::schema::PairSchema;
 
 /// The chunk column of every staging table.

@@ -178,6 +178,12 @@ fn bad(what: &'static str, text: &str) -> ParseValueError {
     ParseValueError { what, text: text.chars().take(64).collect() }
 }
 
+impl From<ParseValueError> for crate::Error {
+    fn from(e: ParseValueError) -> Self {
+        crate::Error::Decode(e.to_string())
+    }
+}
+
 /// Parses `YYYY-MM-DD` (an optional ` BC` suffix as Postgres prints it).
 pub fn parse_date(text: &str) -> Result<i32, ParseValueError> {
     let (body, bc) = match text.strip_suffix(" BC") {

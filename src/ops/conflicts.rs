@@ -7,13 +7,14 @@
 //! *current* value of the column to the other side — written with tandem's
 //! origin tags, so it does not echo — and marks the conflict resolved.
 
-use crate::apply::mysql_sql::{column_literal, quote_ident, quote_str};
+use crate::apply::mysql_sql::column_literal;
+use crate::sql::my::{push_ident, push_literal};
 use crate::apply::postgres_sql::{cast_type, text};
 use crate::cli::OutputFormat;
 use crate::config::{Config, Side};
 use crate::conflict::compare::mysql_text_value;
 use crate::model::Value;
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::schema::PairSchema;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
@@ -87,7 +88,7 @@ pub async fn list(cfg: &Config, pair: Option<&str>, all: bool) -> Result<Vec<Con
 
 /// Key values (canonical column → text) of a conflict's `key_json`.
 fn key_values(schema: &PairSchema, key: &serde_json::Value) -> Result<Vec<(usize, String)>> {
-    let obj = key.as_object().ok_or_else(|| Error::Other(format!("conflict key {key} is not an object")))?;
+    let obj = key.as_object().ok_or_else(|| Error::Decode(format!("conflict key {key} is not an object")))?;
     schema
         .key
         .iter()
@@ -96,7 +97,7 @@ fn key_values(schema: &PairSchema, key: &serde_json::Value) -> Result<Vec<(usize
             obj.get(name)
                 .and_then(|v| v.as_str())
                 .map(|s| (i, s.to_string()))
-                .ok_or_else(|| Error::Other(format!("conflict key has no value for key column {name}")))
+                .ok_or_else(|| Error::Decode(format!("conflict key has no value for key column {name}")))
         })
         .collect()
 }
@@ -122,33 +123,33 @@ fn my_where(schema: &PairSchema, key: &[(usize, String)]) -> String {
         if n > 0 {
             sql.push_str(" AND ");
         }
-        quote_ident(&mut sql, &schema.columns[*i].my_name);
+        push_ident(&mut sql, &schema.columns[*i].my_name);
         sql.push('=');
-        quote_str(&mut sql, v);
+        push_literal(&mut sql, v);
     }
     sql
 }
 
 fn my_table(schema: &PairSchema) -> String {
     let mut t = String::new();
-    quote_ident(&mut t, &schema.my_table.schema);
+    push_ident(&mut t, &schema.my_table.schema);
     t.push('.');
-    quote_ident(&mut t, &schema.my_table.name);
+    push_ident(&mut t, &schema.my_table.name);
     t
 }
 
 /// Resolves conflict `id` by taking `take`'s current value; returns the value written.
 pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
-    let (place, num) = id.split_once(':').ok_or_else(|| Error::Other(format!("conflict id {id:?} must look like pg:12 or my:7 (see `tandem conflicts list`)")))?;
-    let num: i64 = num.parse().map_err(|_| Error::Other(format!("conflict id {id:?}: bad number")))?;
+    let (place, num) = id.split_once(':').ok_or_else(|| Error::Request(format!("conflict id {id:?} must look like pg:12 or my:7 (see `tandem conflicts list`)")))?;
+    let num: i64 = num.parse().map_err(|_| Error::Request(format!("conflict id {id:?}: bad number")))?;
     let all = list(cfg, None, true).await?;
-    let c = all.into_iter().find(|c| c.id == format!("{place}:{num}")).ok_or_else(|| Error::Other(format!("no conflict {id} in pipeline {}", cfg.pipeline)))?;
+    let c = all.into_iter().find(|c| c.id == format!("{place}:{num}")).ok_or_else(|| Error::Request(format!("no conflict {id} in pipeline {}", cfg.pipeline)))?;
     if c.resolved_at.is_some() {
-        return Err(Error::Other(format!("conflict {id} is already resolved")));
+        return Err(Error::Request(format!("conflict {id} is already resolved")));
     }
-    let schemas = crate::ops::run::load_schemas(cfg).await?;
-    let schema = schemas.iter().find(|s| s.name == c.pair).ok_or_else(|| Error::Other(format!("pair {} is not in the config", c.pair)))?;
-    let col = schema.column_index(&c.column).ok_or_else(|| Error::Other(format!("pair {}: no column {}", c.pair, c.column)))?;
+    let schemas = crate::run::load_schemas(cfg).await?;
+    let schema = schemas.iter().find(|s| s.name == c.pair).ok_or_else(|| Error::Request(format!("pair {} is not in the config", c.pair)))?;
+    let col = schema.column_index(&c.column).ok_or_else(|| Error::Request(format!("pair {}: no column {}", c.pair, c.column)))?;
     let key = key_values(schema, &c.key)?;
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
     // The running applier holds the pipeline's origin (one session per origin on PG ≤ 15):
@@ -163,7 +164,7 @@ pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
         Side::Postgres => read_pg(&pg, schema, &key, col).await?,
         Side::Mysql => {
             let mut sql = String::from("SELECT ");
-            quote_ident(&mut sql, &schema.columns[col].my_name);
+            push_ident(&mut sql, &schema.columns[col].my_name);
             sql.push_str(&format!(" FROM {} WHERE {}", my_table(schema), my_where(schema, &key)));
             let row: Option<mysql_async::Row> = my.query_first(sql).await?;
             match row {
@@ -174,28 +175,28 @@ pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
                         Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
                         _ => None,
                     };
-                    Some(mysql_text_value(bytes, schema.columns[col].my_kind).map_err(Error::Other)?)
+                    Some(mysql_text_value(bytes, schema.columns[col].my_kind).map_err(Error::Decode)?)
                 }
             }
         }
     };
-    let value = value.ok_or_else(|| Error::Other(format!("conflict {id}: the row is gone on the {take} side; nothing to take (drop it with a delete or resolve the other way)")))?;
+    let value = value.ok_or_else(|| Error::Request(format!("conflict {id}: the row is gone on the {take} side; nothing to take (drop it with a delete or resolve the other way)")))?;
     // Write the chosen value to the other side, origin-tagged, and close the conflict where it lives.
     match take {
         Side::Postgres => {
             let mut sql = format!("START TRANSACTION;\nINSERT INTO `{}`.origin_marker (pipeline, txn) VALUES (", cfg.state_schema);
-            quote_str(&mut sql, &cfg.pipeline);
+            push_literal(&mut sql, &cfg.pipeline);
             sql.push_str(", 1) ON DUPLICATE KEY UPDATE txn = txn + 1;\nUPDATE ");
             sql.push_str(&my_table(schema));
             sql.push_str(" SET ");
-            quote_ident(&mut sql, &schema.columns[col].my_name);
+            push_ident(&mut sql, &schema.columns[col].my_name);
             sql.push('=');
-            column_literal(&mut sql, &value, schema.columns[col].my_kind, &schema.columns[col].my_type).map_err(|e| Error::Other(format!("column {}: {e}", c.column)))?;
+            column_literal(&mut sql, &value, schema.columns[col].my_kind, &schema.columns[col].my_type).map_err(|e| Error::Value { pair: c.pair.clone(), column: c.column.clone(), message: e.to_string() })?;
             sql.push_str(&format!(" WHERE {};\nCOMMIT", my_where(schema, &key)));
             my.query_drop(sql).await?;
         }
         Side::Mysql => {
-            let t = text(&value, schema.columns[col].pg_kind).map_err(|e| Error::Other(format!("column {}: {e}", c.column)))?;
+            let t = text(&value, schema.columns[col].pg_kind).map_err(|e| Error::Value { pair: c.pair.clone(), column: c.column.clone(), message: e.to_string() })?;
             let conds: Vec<String> = key.iter().enumerate().map(|(n, (i, _))| format!("{} = ${}::text::{}", pg_ident(&schema.columns[*i].pg_name), n + 2, cast_type(&schema.columns[*i].pg_type))).collect();
             let sql = format!(
                 "UPDATE {}.{} SET {} = $1::text::{} WHERE {}",

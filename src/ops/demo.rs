@@ -162,7 +162,7 @@ impl Service {
     fn start(cfg: &crate::config::Config, parent: &CancellationToken) -> Service {
         let token = parent.child_token();
         let (c, t) = (cfg.clone(), token.clone());
-        Service { token, task: tokio::spawn(async move { crate::ops::run::run(&c, t).await }) }
+        Service { token, task: tokio::spawn(async move { crate::run::run(&c, t).await }) }
     }
 
     async fn stop(self) -> Result<(), Box<dyn std::error::Error>> {

@@ -6,15 +6,11 @@
 //! logical slot and the replication origin. MySQL: the state database.
 //! Running it twice changes nothing the second time.
 
-use crate::checkpoint::{mysql_state_ddl, postgres_state_ddl};
+use crate::state::ddl::{mysql_state_ddl, postgres_state_ddl};
 use crate::config::Config;
+use crate::sql::pg::ident as pg_ident;
 use crate::Result;
 use mysql_async::prelude::Queryable;
-
-/// Double-quotes a Postgres identifier.
-pub fn pg_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 /// What `init` did, one line per action, for the operator.
 pub type Report = Vec<String>;
@@ -38,7 +34,7 @@ pub async fn init(cfg: &Config) -> Result<Report> {
             .await?
             .map(|r| r.get(0));
         match ident.as_deref() {
-            None => return Err(crate::Error::Other(format!("pair {}: table {} does not exist in Postgres", pair.name, pair.postgres))),
+            None => return Err(crate::Error::Setup(format!("pair {}: table {} does not exist in Postgres", pair.name, pair.postgres))),
             Some("f") => {}
             Some(_) => match pg.batch_execute(&format!("ALTER TABLE {t} REPLICA IDENTITY FULL")).await {
                 Ok(()) => report.push(format!("postgres: {} set to REPLICA IDENTITY FULL", pair.postgres)),
@@ -64,7 +60,7 @@ pub async fn init(cfg: &Config) -> Result<Report> {
         Some(row) => {
             let plugin: Option<String> = row.get(0);
             if plugin.as_deref() != Some("pgoutput") {
-                return Err(crate::Error::Other(format!(
+                return Err(crate::Error::Setup(format!(
                     "replication slot {} exists but is not a pgoutput logical slot; drop it or set [postgres] slot",
                     cfg.postgres.slot
                 )));
@@ -87,7 +83,7 @@ pub async fn init(cfg: &Config) -> Result<Report> {
     }
     report.push(format!("mysql: state database {} ready", cfg.state_schema));
     let _ = my.disconnect().await;
-    if let Some(pos) = crate::ops::run::record_mysql_start(cfg).await? {
+    if let Some(pos) = crate::run::record_mysql_start(cfg).await? {
         report.push(format!("mysql→postgres: starting point recorded at {pos}"));
     }
     Ok(report)

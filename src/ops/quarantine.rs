@@ -11,7 +11,7 @@
 use crate::apply::quarantine::change_from_json;
 use crate::cli::OutputFormat;
 use crate::config::Config;
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 use std::process::ExitCode;
@@ -82,20 +82,20 @@ pub async fn list(cfg: &Config) -> Result<Vec<QuarantineEntry>> {
 }
 
 fn parse_id(id: &str) -> Result<(&str, i64)> {
-    let (place, n) = id.split_once(':').ok_or_else(|| Error::Other(format!("quarantine id {id:?} must look like pg:3 or my:7")))?;
-    let n: i64 = n.parse().map_err(|_| Error::Other(format!("quarantine id {id:?}: bad number")))?;
+    let (place, n) = id.split_once(':').ok_or_else(|| Error::Request(format!("quarantine id {id:?} must look like pg:3 or my:7")))?;
+    let n: i64 = n.parse().map_err(|_| Error::Request(format!("quarantine id {id:?}: bad number")))?;
     match place {
         "pg" | "my" => Ok((place, n)),
-        _ => Err(Error::Other(format!("quarantine id {id:?} must start with pg: or my:"))),
+        _ => Err(Error::Request(format!("quarantine id {id:?} must start with pg: or my:"))),
     }
 }
 
 /// Applies a quarantined change again; `Ok(None)` when applied, `Ok(Some(error))` when still rejected.
 pub async fn retry(cfg: &Config, id: &str) -> Result<Option<String>> {
     let (place, n) = parse_id(id)?;
-    let entry = list(cfg).await?.into_iter().find(|e| e.id == format!("{place}:{n}")).ok_or_else(|| Error::Other(format!("no quarantined change {id}")))?;
-    let schemas = crate::ops::run::load_schemas(cfg).await?;
-    let change = change_from_json(&entry.change_json, &schemas).ok_or_else(|| Error::Other(format!("{id}: stored change cannot be read (pair {} still configured?)", entry.pair)))?;
+    let entry = list(cfg).await?.into_iter().find(|e| e.id == format!("{place}:{n}")).ok_or_else(|| Error::Request(format!("no quarantined change {id}")))?;
+    let schemas = crate::run::load_schemas(cfg).await?;
+    let change = change_from_json(&entry.change_json, &schemas).ok_or_else(|| Error::Request(format!("{id}: stored change cannot be read (pair {} still configured?)", entry.pair)))?;
     // A source value with no canonical form (a MySQL zero date under
     // zero_dates = "quarantine", a Postgres infinity) can never be applied as
     // stored: say so without touching the destination.

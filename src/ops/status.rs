@@ -15,7 +15,7 @@
 use crate::cli::OutputFormat;
 use crate::config::{Config, Direction};
 use crate::model::{BinlogPos, Lsn};
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::service::StatusDoc;
 use crate::Result;
 use mysql_async::prelude::Queryable;
@@ -282,7 +282,7 @@ async fn read_postgres(cfg: &Config) -> Result<SideRead> {
         parked.push((row.try_get(0)?, ParkedReport { pair: row.try_get(1)?, changes: row.try_get(2)?, reason: row.try_get(3)? }));
     }
     
-    let lease_holder = crate::ops::lease::holder(&pg, crate::ops::lease::lease_key(&cfg.pipeline)).await?;
+    let lease_holder = crate::run::lease::holder(&pg, crate::run::lease::lease_key(&cfg.pipeline)).await?;
     Ok(SideRead { server, checkpoint, open_conflicts, quarantine, parked, lease_holder })
 }
 
@@ -303,7 +303,7 @@ fn my_i64(row: &mysql_async::Row, i: usize) -> Option<i64> {
 
 async fn read_mysql(cfg: &Config) -> Result<SideRead> {
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let db = cfg.state_schema.replace('`', "``");
+    let db = crate::sql::my::ident(&cfg.state_schema);
     let mut server = ServerReport::default();
     // MariaDB's GTID position, else MySQL's executed GTID set, written like checkpoints are.
     for (sql, prefix) in [("SELECT @@global.gtid_binlog_pos", "mariadb-gtid:"), ("SELECT @@global.gtid_executed", "mysql-gtid:")] {
@@ -329,7 +329,7 @@ async fn read_mysql(cfg: &Config) -> Result<SideRead> {
     }
     let cp_sql = format!(
         "SELECT position, DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ'), TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6))
-         FROM `{db}`.checkpoints WHERE pipeline = ? AND direction = ?"
+         FROM {db}.checkpoints WHERE pipeline = ? AND direction = ?"
     );
     let row: Option<mysql_async::Row> = my.exec_first(cp_sql, (&cfg.pipeline, Direction::PostgresToMysql.key())).await?;
     let checkpoint = row.and_then(|row| {
@@ -339,13 +339,13 @@ async fn read_mysql(cfg: &Config) -> Result<SideRead> {
             age_seconds: my_i64(&row, 2).map(|us| us as f64 / 1e6),
         })
     });
-    let conflicts_sql = format!("SELECT COUNT(*) FROM `{db}`.conflicts WHERE pipeline = ? AND resolved_at IS NULL");
+    let conflicts_sql = format!("SELECT COUNT(*) FROM {db}.conflicts WHERE pipeline = ? AND resolved_at IS NULL");
     let row: Option<mysql_async::Row> = my.exec_first(conflicts_sql, (&cfg.pipeline,)).await?;
     let open_conflicts = row.and_then(|r| my_i64(&r, 0)).unwrap_or(0);
-    let q_sql = format!("SELECT direction, COUNT(*) FROM `{db}`.quarantine WHERE pipeline = ? GROUP BY direction");
+    let q_sql = format!("SELECT direction, COUNT(*) FROM {db}.quarantine WHERE pipeline = ? GROUP BY direction");
     let rows: Vec<mysql_async::Row> = my.exec(q_sql, (&cfg.pipeline,)).await?;
     let quarantine = rows.iter().filter_map(|r| Some((my_text(r, 0)?, my_i64(r, 1)?))).collect();
-    let p_sql = format!("SELECT direction, pair, COUNT(*), MAX(reason) FROM `{db}`.parked WHERE pipeline = ? GROUP BY 1, 2 ORDER BY 1, 2");
+    let p_sql = format!("SELECT direction, pair, COUNT(*), MAX(reason) FROM {db}.parked WHERE pipeline = ? GROUP BY 1, 2 ORDER BY 1, 2");
     let rows: Vec<mysql_async::Row> = my.exec(p_sql, (&cfg.pipeline,)).await?;
     let parked = rows
         .iter()

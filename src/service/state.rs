@@ -296,7 +296,7 @@ mod tests {
                 st.streaming(d);
                 assert!(!st.all_streaming(), "only one direction streams");
                 st.acknowledged(d, &SourcePos::Postgres(Lsn(0x16B3748)));
-                Err(crate::Error::Other("login with hunter2 failed".into()))
+                Err(crate::Error::Auth("login with hunter2 failed".into()))
             })
             .await;
         assert!(r.is_err());

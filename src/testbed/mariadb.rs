@@ -296,7 +296,7 @@ impl MariaDb {
 }
 
 fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+    crate::sql::my::ident(name)
 }
 
 fn install_db_binary() -> PathBuf {

@@ -341,7 +341,7 @@ fn pg_error_text(e: &tokio_postgres::Error) -> String {
 }
 
 fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    crate::sql::pg::ident(name)
 }
 
 /// `Some((uid, gid))` of the OS user `postgres` when we run as root.

@@ -150,8 +150,8 @@ async fn a_stale_holders_batch_is_refused_by_the_epoch_fence_on_both_sides() {
     let path = db.write_config(&pair(&db.name));
     let cfg = tandem::config::load(&path).unwrap();
     tandem::ops::init::init(&cfg).await.unwrap();
-    let schemas = tandem::ops::run::load_schemas(&cfg).await.unwrap();
-    let old = tandem::ops::lease::bump_epochs(&cfg, "old").await.unwrap();
+    let schemas = tandem::run::load_schemas(&cfg).await.unwrap();
+    let old = tandem::run::lease::bump_epochs(&cfg, "old").await.unwrap();
     let mut to_my = tandem::apply::mysql::MysqlApplier::connect(&cfg, Arc::clone(&schemas)).await.unwrap();
     to_my.set_fence(old.mysql);
     let mut to_pg = tandem::apply::postgres::PostgresApplier::connect(&cfg, Arc::clone(&schemas)).await.unwrap();
@@ -160,7 +160,7 @@ async fn a_stale_holders_batch_is_refused_by_the_epoch_fence_on_both_sides() {
     batch(&mut to_my, 1, SourcePos::Postgres(Lsn(100))).await.expect("the holder commits");
     batch(&mut to_pg, 1, my_pos(100)).await.expect("the holder commits");
 
-    let new = tandem::ops::lease::bump_epochs(&cfg, "new").await.unwrap();
+    let new = tandem::run::lease::bump_epochs(&cfg, "new").await.unwrap();
     assert!(new.postgres > old.postgres && new.mysql > old.mysql, "{old:?} → {new:?}");
     let e = batch(&mut to_my, 2, SourcePos::Postgres(Lsn(200))).await.expect_err("fenced");
     assert!(matches!(e, tandem::Error::Fenced { side: "mysql", .. }), "{e}");

@@ -27,7 +27,7 @@ impl InProcess {
         tandem::ops::init::init(&cfg).await.expect("init");
         let token = CancellationToken::new();
         let t = token.clone();
-        let task = tokio::spawn(async move { tandem::ops::run::run(&cfg, t).await });
+        let task = tokio::spawn(async move { tandem::run::run(&cfg, t).await });
         InProcess { token, task }
     }
 

@@ -26,7 +26,7 @@
 //! parameters cast back to the column's type on the server; nothing here
 //! interpolates data into SQL.
 
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::schema::{ColumnSchema, PairSchema, ValueKind};
 
 /// Which SQL dialect a statement is for.
@@ -68,7 +68,7 @@ impl Binder {
 }
 
 pub fn my_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
+    crate::sql::my::ident(s)
 }
 
 /// A Postgres type without its modifier (`numeric(12,2)` → `numeric`), so a

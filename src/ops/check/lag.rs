@@ -27,7 +27,7 @@
 use super::sides::{MySide, PgSide};
 use crate::config::Config;
 use crate::model::{BinlogPos, Lsn};
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
@@ -92,8 +92,8 @@ impl LagProbe {
     /// The postgres→mysql checkpoint stored in MySQL.
     async fn my_checkpoint(&self, my: &mut MySide) -> Result<Option<Lsn>> {
         let sql = format!(
-            "SELECT position FROM `{}`.checkpoints WHERE pipeline = ? AND direction = 'postgres_to_mysql'",
-            self.state_schema.replace('`', "``")
+            "SELECT position FROM {}.checkpoints WHERE pipeline = ? AND direction = 'postgres_to_mysql'",
+            crate::sql::my::ident(&self.state_schema)
         );
         match my.conn.exec_first::<String, _, _>(sql, (&self.pipeline,)).await {
             Ok(p) => p.as_deref().map(lsn).transpose(),
@@ -138,7 +138,7 @@ impl LagProbe {
                     Ok(r) => r,
                     Err(_) => my.conn.query_first("SHOW BINARY LOG STATUS").await?,
                 };
-                let row = row.ok_or_else(|| Error::Other("mysql: SHOW MASTER STATUS is empty".into()))?;
+                let row = row.ok_or_else(|| Error::Setup("mysql: SHOW MASTER STATUS is empty".into()))?;
                 match (row.get::<String, _>(0), row.get::<u64, _>(1)) {
                     (Some(file), Some(pos)) => Ok(BinlogPos::File { file, pos }),
                     _ => Err(Error::Decode("mysql: unexpected SHOW MASTER STATUS row".into())),

@@ -182,10 +182,10 @@ pub async fn check(cfg: &Config, opts: &CheckOptions) -> Result<CheckReport> {
     let started = Instant::now();
     if let Some(p) = &opts.pair {
         if cfg.pair_index(p).is_none() {
-            return Err(Error::Other(format!("no pair named {p:?} in {}", cfg.path.display())));
+            return Err(Error::Request(format!("no pair named {p:?} in {}", cfg.path.display())));
         }
     }
-    let schemas = crate::ops::run::load_schemas(cfg).await?;
+    let schemas = crate::run::load_schemas(cfg).await?;
     let mut pg = PgSide::connect(cfg).await?;
     let mut my = MySide::connect(cfg).await?;
     let probe = LagProbe::new(cfg);

@@ -21,7 +21,7 @@ use super::report::{Fields, NotRepaired, RepairRecord};
 use super::scan::{Finding, Observed, PairCtx};
 use super::sides::TextRow;
 use crate::config::{Config, ConflictPolicy, Owner, PairConfig, Side};
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::schema::ValueKind;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
@@ -64,15 +64,15 @@ impl Writer {
                 PgOrigin::Repair(spare)
             }
             Err(e) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Setup(format!(
                     "cannot set up replication origin {origin} for repairs (run `tandem init`; the role needs superuser or EXECUTE on pg_replication_origin_session_setup): {e}"
                 )))
             }
         };
         let my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
         let marker = format!(
-            "INSERT INTO `{}`.origin_marker (pipeline, txn) VALUES (?, 1) ON DUPLICATE KEY UPDATE txn = txn + 1",
-            cfg.state_schema.replace('`', "``")
+            "INSERT INTO {}.origin_marker (pipeline, txn) VALUES (?, 1) ON DUPLICATE KEY UPDATE txn = txn + 1",
+            crate::sql::my::ident(&cfg.state_schema)
         );
         Ok(Writer { pg, my, pipeline: cfg.pipeline.clone(), marker, origin })
     }

@@ -50,7 +50,7 @@ fn account(current_user: &str) -> String {
 
 /// Backquotes an identifier for the remedies shown to the operator.
 pub(super) fn bq(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
+    crate::sql::my::ident(s)
 }
 
 pub(super) async fn check(my: &mut Conn, cfg: &Config, pg: &PgFacts, r: &mut Report) -> MyFacts {

@@ -225,7 +225,7 @@ pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, pgf: &PgFact
 
 fn pg_table(pair: &PairConfig, t: &PgTable, facts: &PgFacts, r: &mut Report) {
     let object = format!("postgres table {}", pair.postgres);
-    let quoted = format!("{}.{}", crate::ops::init::pg_ident(&pair.postgres.schema), crate::ops::init::pg_ident(&pair.postgres.name));
+    let quoted = format!("{}.{}", crate::sql::pg::ident(&pair.postgres.schema), crate::sql::pg::ident(&pair.postgres.name));
     let what = match t.relkind.as_str() {
         "r" | "p" => None,
         "v" => Some("a view"),
@@ -259,7 +259,7 @@ fn pg_table(pair: &PairConfig, t: &PgTable, facts: &PgFacts, r: &mut Report) {
                 "role {} lacks {}: GRANT SELECT, INSERT, UPDATE, DELETE ON {quoted} TO {}",
                 facts.user,
                 lacking.join(", "),
-                crate::ops::init::pg_ident(&facts.user)
+                crate::sql::pg::ident(&facts.user)
             ),
         );
     }

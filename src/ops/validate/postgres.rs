@@ -29,7 +29,7 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a tokio_postgres::Row, 
 
 /// Double-quotes an identifier for the remedies shown to the operator.
 fn q(s: &str) -> String {
-    crate::ops::init::pg_ident(s)
+    crate::sql::pg::ident(s)
 }
 
 pub(super) async fn check(pg: &Client, cfg: &Config, r: &mut Report) -> PgFacts {

@@ -270,7 +270,7 @@ async fn stored_labels(
     if count == 0 {
         return Ok(Vec::new());
     }
-    let ident = |s: &str| format!("`{}`", s.replace('`', "``"));
+    use crate::sql::my::ident;
     let number = if set { "1 << (i - 1)" } else { "i" };
     let sql = format!(
         "BEGIN NOT ATOMIC DECLARE v TYPE OF {}.{}.{}; FOR i IN 1..{count} DO SET v = {number}; SELECT v; END FOR; END",
@@ -308,7 +308,7 @@ pub async fn load_tables(
     for (db, table) in tables {
         let t = load_table(conn, &db, &table, mariadb).await?;
         if t.columns.is_empty() {
-            return Err(Error::Other(format!("mysql table {db}.{table} not found in information_schema")));
+            return Err(Error::Setup(format!("mysql table {db}.{table} not found in information_schema")));
         }
         out.push(t);
     }

@@ -157,14 +157,14 @@ impl MysqlSource {
     /// (`log_bin`, `binlog_format=ROW`, `binlog_row_image=FULL`).
     pub async fn connect(endpoint: &Endpoint, opts: MysqlSourceOptions, pairs: Vec<PairSchema>) -> Result<Self> {
         if opts.chunk_rows == 0 {
-            return Err(Error::Other("mysql source: chunk_rows must be at least 1".into()));
+            return Err(Error::Setup("mysql source: chunk_rows must be at least 1".into()));
         }
         let mut conn = crate::db::connect_mysql(endpoint).await?;
         let row: Option<(String, i64, String, String)> = conn
             .query_first("SELECT VERSION(), @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
             .await?;
         let (version, log_bin, format, image) =
-            row.ok_or_else(|| Error::Other("mysql: server settings query returned no row".into()))?;
+            row.ok_or_else(|| Error::Setup("mysql: server settings query returned no row".into()))?;
         let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::Mysql };
         let mut problems = Vec::new();
         if log_bin != 1 {
@@ -177,7 +177,7 @@ impl MysqlSource {
             problems.push(format!("binlog_row_image is {image}, tandem needs FULL"));
         }
         if !problems.is_empty() {
-            return Err(Error::Other(format!("mysql {}: {}", endpoint.describe(), problems.join("; "))));
+            return Err(Error::Setup(format!("mysql {}: {}", endpoint.describe(), problems.join("; "))));
         }
         Ok(MysqlSource { endpoint: endpoint.clone(), opts, pairs, conn, flavor })
     }
@@ -211,7 +211,7 @@ impl MysqlSource {
             Ok(r) => r,
             Err(_) => self.conn.query_first("SHOW BINARY LOG STATUS").await?,
         };
-        let row = row.ok_or_else(|| Error::Other("mysql: SHOW MASTER STATUS is empty: binary logging is off".into()))?;
+        let row = row.ok_or_else(|| Error::Setup("mysql: SHOW MASTER STATUS is empty: binary logging is off".into()))?;
         let file: Option<String> = row.get(0);
         let pos: Option<u64> = row.get(1);
         match (file, pos) {
@@ -223,7 +223,7 @@ impl MysqlSource {
     /// Server identity for the checkpoint guard.
     pub async fn server_identity(&mut self) -> Result<ServerIdentity> {
         let server_id: Option<u32> = self.conn.query_first("SELECT @@GLOBAL.server_id").await?;
-        let server_id = server_id.ok_or_else(|| Error::Other("mysql: no @@server_id".into()))?;
+        let server_id = server_id.ok_or_else(|| Error::Setup("mysql: no @@server_id".into()))?;
         match self.flavor {
             Flavor::MariaDb => {
                 let domain: Option<u32> = self.conn.query_first("SELECT @@GLOBAL.gtid_domain_id").await?;

@@ -77,7 +77,7 @@ fn decode_unchecked(
         RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => Op::Update,
         RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
         RowsEventData::PartialUpdateRowsEvent(_) => {
-            return Err(Error::Other("partial JSON updates are not supported".into()));
+            return Err(Error::Unsupported("partial JSON updates are not supported".into()));
         }
     };
     if re.num_columns() != tme.columns_count() {

@@ -170,7 +170,7 @@ impl Streamer {
             (BinlogPos::MysqlGtidSet(text), Flavor::Mysql) => Tracker::Mysql(GtidSet::parse(text).map_err(Error::Decode)?),
             (BinlogPos::File { file, pos }, _) => Tracker::File { file: file.clone(), pos: *pos },
             (other, _) => {
-                return Err(Error::Other(format!("start position {other} does not fit a {flavor:?} server")));
+                return Err(Error::Checkpoint(format!("start position {other} does not fit a {flavor:?} server")));
             }
         };
         let seen = opts.incarnations.as_ref().and_then(|(t, _)| t.seen.clone());
@@ -255,7 +255,7 @@ impl Streamer {
                 let req = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(*pos);
                 Ok(conn.get_binlog_stream(req).await?)
             }
-            (flavor, other) => Err(Error::Other(format!("start position {other} does not fit a {flavor:?} server"))),
+            (flavor, other) => Err(Error::Checkpoint(format!("start position {other} does not fit a {flavor:?} server"))),
         }
     }
 
@@ -356,10 +356,10 @@ impl Streamer {
             code::WRITE_ROWS_V1 | code::UPDATE_ROWS_V1 | code::DELETE_ROWS_V1 | code::WRITE_ROWS_V2
             | code::UPDATE_ROWS_V2 | code::DELETE_ROWS_V2 => return self.on_rows(ev).await,
             code::MYSQL_PARTIAL_UPDATE_ROWS => {
-                return Err(Error::Other("binlog_row_value_options=PARTIAL_JSON is not supported".into()));
+                return Err(Error::Unsupported("binlog_row_value_options=PARTIAL_JSON is not supported".into()));
             }
             code::MARIA_QUERY_COMPRESSED | code::MARIA_ROWS_COMPRESSED_FIRST..=code::MARIA_ROWS_COMPRESSED_LAST => {
-                return Err(Error::Other("compressed binlog events (log_bin_compress=ON) are not supported".into()));
+                return Err(Error::Unsupported("compressed binlog events (log_bin_compress=ON) are not supported".into()));
             }
             code::HEARTBEAT | code::MYSQL_HEARTBEAT_V2 if self.txn.is_none() => return self.idle(true).await,
             code::MARIA_GTID_LIST => {
@@ -426,7 +426,7 @@ impl Streamer {
             QueryKind::Dml => {
                 let sql = q.query().to_ascii_lowercase();
                 if let Some(((db, table), _)) = self.pairs.keys().map(|k| (k, ())).find(|((_, t), _)| mentions(&sql, t)) {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Unsupported(format!(
                         "statement-based binlog event may touch paired table {db}.{table}; tandem needs binlog_format=ROW: {}",
                         sql.chars().take(200).collect::<String>()
                     )));
@@ -552,7 +552,7 @@ impl Streamer {
             Err(e) => return Err(Error::Schema { pair: dec.pair_name.clone(), message: e.clone() }),
         };
         if txn.xa {
-            return Err(Error::Other(format!("XA transaction on {}.{}: XA is not supported", dec.db, dec.table)));
+            return Err(Error::Unsupported(format!("XA transaction on {}.{}: XA is not supported", dec.db, dec.table)));
         }
         super::rows_event::decode_rows_event(&re, &entry.tme, &dec, colmap).map(Some)
     }
@@ -653,7 +653,7 @@ impl Streamer {
         }
         let delivered = txn.begun.is_some() || !txn.buf.is_empty();
         match how {
-            Finish::Rollback if txn.begun.is_some() => Err(Error::Other(
+            Finish::Rollback if txn.begun.is_some() => Err(Error::Unsupported(
                 "a streamed transaction was rolled back in the binlog (mixed-engine rollback): cannot retract sent chunks".into(),
             )),
             Finish::Rollback | Finish::Idle => {

@@ -161,15 +161,7 @@ impl<'a> Body<'a> {
     }
 }
 
-/// Quotes an SQL identifier (`"a""b"`).
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Quotes an SQL string literal (`'it''s'`).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+use crate::sql::pg::{ident as quote_ident, literal as quote_literal};
 
 /// The `START_REPLICATION` command for a pgoutput slot, protocol version 1,
 /// with logical messages (backfill watermarks; Postgres 14 and later).
@@ -255,7 +247,7 @@ impl ReplicationConn {
 
     fn password<'e>(&self, endpoint: &'e Endpoint) -> Result<&'e str> {
         endpoint.password.as_ref().map(|p| p.expose()).ok_or_else(|| {
-            Error::Other(format!("{}: the server asks for a password but none is configured", self.describe))
+            Error::Auth(format!("{}: the server asks for a password but none is configured", self.describe))
         })
     }
 
@@ -285,7 +277,7 @@ impl ReplicationConn {
                             let offered = b.0.split(|&c| c == 0).any(|m| m == b"SCRAM-SHA-256");
                             if !offered {
                                 let list = String::from_utf8_lossy(b.0).replace('\0', " ");
-                                return Err(Error::Other(format!(
+                                return Err(Error::Auth(format!(
                                     "{}: no supported SASL mechanism offered ({})",
                                     self.describe,
                                     list.trim()
@@ -302,7 +294,7 @@ impl ReplicationConn {
                             let s = scram
                                 .as_mut()
                                 .ok_or_else(|| Error::Protocol("SASL continue without SASL start".into()))?;
-                            s.update(b.0).map_err(|e| Error::Other(format!("{}: SCRAM: {e}", self.describe)))?;
+                            s.update(b.0).map_err(|e| Error::Auth(format!("{}: SCRAM: {e}", self.describe)))?;
                             frontend::sasl_response(s.message(), &mut self.wire.wbuf).map_err(io_err)?;
                             self.wire.flush().await?;
                         }
@@ -310,10 +302,10 @@ impl ReplicationConn {
                             let s = scram
                                 .as_mut()
                                 .ok_or_else(|| Error::Protocol("SASL final without SASL start".into()))?;
-                            s.finish(b.0).map_err(|e| Error::Other(format!("{}: SCRAM: {e}", self.describe)))?;
+                            s.finish(b.0).map_err(|e| Error::Auth(format!("{}: SCRAM: {e}", self.describe)))?;
                         }
                         other => {
-                            return Err(Error::Other(format!(
+                            return Err(Error::Auth(format!(
                                 "{}: unsupported authentication method {other}",
                                 self.describe
                             )))

@@ -185,7 +185,7 @@ impl Normalizer {
         match msg {
             PgOutputMessage::Begin(b) => {
                 if self.txn.is_some() {
-                    return Err(Error::Protocol("pgoutput Begin inside an open transaction".into()));
+                    return Err(Error::Decode("pgoutput Begin inside an open transaction".into()));
                 }
                 // `start` is always the end of a record (a commit end or a keepalive
                 // wal_end), and end_lsn > final_lsn: final_lsn < start ⇔ end_lsn <= start.
@@ -195,7 +195,7 @@ impl Normalizer {
             PgOutputMessage::Origin(o) => {
                 let txn = self.txn.as_mut().ok_or_else(|| outside("Origin"))?;
                 if txn.seq.is_some() || !txn.pending.is_empty() {
-                    return Err(Error::Protocol(format!("pgoutput Origin {:?} after changes", o.name)));
+                    return Err(Error::Decode(format!("pgoutput Origin {:?} after changes", o.name)));
                 }
                 // tandem's own writes: the appliers' origin, and the one `check --repair`
                 // uses while the applier holds the first (one session per origin on PG ≤ 15).
@@ -397,7 +397,7 @@ impl Normalizer {
     ) -> Result<Option<Change>> {
         let txn = self.txn.as_ref().ok_or_else(|| outside(what))?;
         let entry = self.relations.get(&rel_id).ok_or_else(|| {
-            Error::Protocol(format!("pgoutput {what} for relation {rel_id} before its Relation message"))
+            Error::Decode(format!("pgoutput {what} for relation {rel_id} before its Relation message"))
         })?;
         let forwarding = txn.mode == TxnMode::EchoSkip && self.incarnation.as_ref().is_some_and(|i| i.reg.tracks_deletes(Side::Postgres));
         match (&entry.mapping, txn.mode) {
@@ -408,7 +408,7 @@ impl Normalizer {
     }
 
     fn pair_schema(&self, map: &PairMapping) -> Result<&PairSchema> {
-        self.pairs.get(map.pair).ok_or_else(|| Error::Other(format!("pair mapping {} out of range", map.pair)))
+        self.pairs.get(map.pair).ok_or_else(|| Error::Decode(format!("pair mapping {} out of range", map.pair)))
     }
 
     fn map_relation(&self, rel: &Relation) -> Result<Option<PairMapping>> {
@@ -417,7 +417,7 @@ impl Normalizer {
         else {
             return Ok(None);
         };
-        let pair = self.pairs.get(pair_idx).ok_or_else(|| Error::Other(format!("pair {pair_idx} out of range")))?;
+        let pair = self.pairs.get(pair_idx).ok_or_else(|| Error::Decode(format!("pair {pair_idx} out of range")))?;
         let mut columns = Vec::with_capacity(pair.columns.len());
         let mut missing = Vec::new();
         for (j, col) in pair.columns.iter().enumerate() {
@@ -561,7 +561,7 @@ fn retyped(col: &crate::schema::ColumnSchema, oid: u32) -> Option<String> {
 }
 
 fn outside(what: &str) -> Error {
-    Error::Protocol(format!("pgoutput {what} outside a transaction"))
+    Error::Decode(format!("pgoutput {what} outside a transaction"))
 }
 
 fn key_error(pair: &PairSchema, col: usize, what: &str) -> Error {

@@ -16,13 +16,17 @@
 //! goes back to waiting for the lease. A direction fenced by a newer holder
 //! does the same.
 
+pub mod backoff;
+pub mod batcher;
+pub mod lease;
+
 use crate::apply::mysql::MysqlApplier;
 use crate::apply::postgres::PostgresApplier;
 use crate::apply::BatchApplier;
 use crate::config::{Config, Direction};
 use crate::conflict::incarnation::{Incarnations, Tracking};
 use crate::model::{BinlogPos, Lsn, SourcePos};
-use crate::pipeline::{run_batcher, BatchSettings, BatcherStats};
+use crate::run::batcher::{run_batcher, BatchSettings, BatcherStats};
 use crate::schema::PairSchema;
 use crate::source::mysql::{MysqlSource, MysqlSourceOptions, ServerIdentity};
 use crate::source::postgres::{PostgresSource, PostgresSourceOptions};
@@ -52,7 +56,7 @@ pub fn batch_settings(cfg: &Config) -> BatchSettings {
 pub async fn load_schemas(cfg: &Config) -> Result<Arc<Vec<PairSchema>>> {
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let schemas = crate::ops::introspect::resolve_all(cfg, &pg, &mut my).await?;
+    let schemas = crate::schema::introspect::resolve_all(cfg, &pg, &mut my).await?;
     let _ = my.disconnect().await;
     Ok(Arc::new(schemas))
 }
@@ -62,7 +66,7 @@ pub async fn load_schemas(cfg: &Config) -> Result<Arc<Vec<PairSchema>>> {
 pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let state = crate::service::state::global();
     loop {
-        let Some(lease) = crate::ops::lease::acquire(cfg, &shutdown).await? else { return Ok(()) };
+        let Some(lease) = crate::run::lease::acquire(cfg, &shutdown).await? else { return Ok(()) };
         state.active();
         let active = shutdown.child_token();
         let outcome = tokio::select! {
@@ -88,7 +92,7 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
 
 /// Both directions until `shutdown` or a fatal error; with `epochs`, every
 /// checkpoint write is fenced by the lease.
-pub async fn run_active(cfg: &Config, epochs: Option<crate::ops::lease::Epochs>, shutdown: &CancellationToken) -> Result<()> {
+pub async fn run_active(cfg: &Config, epochs: Option<crate::run::lease::Epochs>, shutdown: &CancellationToken) -> Result<()> {
     let schemas = load_schemas(cfg).await?;
     tracing::info!(pipeline = %cfg.pipeline, pairs = schemas.len(), "starting both directions");
     let pg_token = shutdown.child_token();
@@ -136,7 +140,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<BatcherStats>>,
 {
-    let mut backoff = crate::ops::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let mut backoff = crate::run::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut outage_logged = false;
     loop {
         let started = std::time::Instant::now();
@@ -192,7 +196,7 @@ pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
     }
     let start = match applier.checkpoint().await? {
         Some(SourcePos::Postgres(l)) => l,
-        Some(other) => return Err(Error::Other(format!("checkpoint {other} is not a Postgres LSN"))),
+        Some(other) => return Err(Error::Checkpoint(format!("{other} is not a Postgres LSN"))),
         None => Lsn(0),
     };
     tracing::info!(direction = %direction, checkpoint = %start, "resuming");
@@ -227,7 +231,7 @@ pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
     let names: Vec<String> = cfg.pairs.iter().map(|p| p.name.clone()).collect();
     let batched = run_batcher(direction, &mut applier, rx, ack, &batch_settings(cfg), &names).await;
     source_token.cancel();
-    let sourced = source_task.await.map_err(|e| Error::Other(format!("postgres source task: {e}")))?;
+    let sourced = source_task.await.map_err(|e| Error::Task(format!("postgres source task: {e}")))?;
     let stats = batched?;
     sourced?;
     Ok(stats)
@@ -251,7 +255,7 @@ fn mysql_source_options(cfg: &Config) -> MysqlSourceOptions {
 /// applied there, the `seen` of the Postgres stream's first transactions.
 async fn pg_stored_mysql_checkpoint(cfg: &Config) -> Result<Option<SourcePos>> {
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-    let sql = format!("SELECT position FROM {}.checkpoints WHERE pipeline = $1 AND direction = $2", crate::ops::init::pg_ident(&cfg.state_schema));
+    let sql = format!("SELECT position FROM {}.checkpoints WHERE pipeline = $1 AND direction = $2", crate::sql::pg::ident(&cfg.state_schema));
     let row = pg.query_opt(&sql, &[&cfg.pipeline, &Direction::MysqlToPostgres.key()]).await?;
     let text: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
     Ok(text.and_then(|t| t.parse::<BinlogPos>().ok()).map(SourcePos::Mysql))
@@ -261,7 +265,7 @@ async fn pg_stored_mysql_checkpoint(cfg: &Config) -> Result<Option<SourcePos>> {
 async fn my_stored_pg_checkpoint(cfg: &Config) -> Result<Option<SourcePos>> {
     use mysql_async::prelude::Queryable;
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let sql = format!("SELECT position FROM `{}`.checkpoints WHERE pipeline = ? AND direction = ?", cfg.state_schema.replace('`', "``"));
+    let sql = format!("SELECT position FROM {}.checkpoints WHERE pipeline = ? AND direction = ?", crate::sql::my::ident(&cfg.state_schema));
     let text: Option<String> = my.exec_first(sql, (&cfg.pipeline, Direction::PostgresToMysql.key())).await?;
     let _ = my.disconnect().await;
     Ok(text.and_then(|t| t.parse::<Lsn>().ok()).map(SourcePos::Postgres))
@@ -275,7 +279,7 @@ fn check_identity(start: &BinlogPos, stored: Option<&str>, current: &ServerIdent
         return Ok(());
     }
     match start {
-        BinlogPos::File { .. } => Err(Error::Other(format!(
+        BinlogPos::File { .. } => Err(Error::Checkpoint(format!(
             "the mysql→postgres checkpoint {start} was taken on server {stored}, but the server now is {current}; \
              a binlog file position means nothing on another server. If this is a failover to a replica with the same data, \
              enable GTIDs and run `tandem init` again, or delete the checkpoint row (direction 'mysql_to_postgres' in the \
@@ -321,7 +325,7 @@ pub async fn run_mysql_to_postgres(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
             check_identity(&p, applier.stored_server_identity().await?.as_deref(), &identity)?;
             p
         }
-        Some(other) => return Err(Error::Other(format!("checkpoint {other} is not a binlog position"))),
+        Some(other) => return Err(Error::Checkpoint(format!("{other} is not a binlog position"))),
         None => {
             let p = source.current_position().await?;
             tracing::warn!(direction = %direction, position = %p, "no checkpoint (run `tandem init`); starting at the server's current position");
@@ -337,7 +341,7 @@ pub async fn run_mysql_to_postgres(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
     let names: Vec<String> = cfg.pairs.iter().map(|p| p.name.clone()).collect();
     let batched = run_batcher(direction, &mut applier, rx, |p: &SourcePos| crate::service::state::global().acknowledged(direction, p), &batch_settings(cfg), &names).await;
     source_token.cancel();
-    let sourced = source_task.await.map_err(|e| Error::Other(format!("mysql source task: {e}")))?;
+    let sourced = source_task.await.map_err(|e| Error::Task(format!("mysql source task: {e}")))?;
     let stats = batched?;
     sourced?;
     Ok(stats)

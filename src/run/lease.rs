@@ -20,7 +20,7 @@
 //! it) or is refused with `Error::Fenced`. Nothing here ever applies rows.
 
 use crate::config::Config;
-use crate::ops::init::pg_ident;
+use crate::sql::pg::ident as pg_ident;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
@@ -142,7 +142,7 @@ pub async fn holder(client: &tokio_postgres::Client, key: i64) -> Result<Option<
 pub async fn bump_epochs(cfg: &Config, holder: &str) -> Result<Epochs> {
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
     let schema = pg_ident(&cfg.state_schema);
-    pg.batch_execute(&crate::checkpoint::postgres_lease_ddl(&cfg.state_schema)).await?;
+    pg.batch_execute(&crate::state::ddl::postgres_lease_ddl(&cfg.state_schema)).await?;
     let row = pg
         .query_one(
             &format!(
@@ -155,21 +155,21 @@ pub async fn bump_epochs(cfg: &Config, holder: &str) -> Result<Epochs> {
         .await?;
     let postgres: i64 = row.get(0);
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    my.query_drop(crate::checkpoint::mysql_lease_ddl(&cfg.state_schema)).await?;
-    let db = cfg.state_schema.replace('`', "``");
+    my.query_drop(crate::state::ddl::mysql_lease_ddl(&cfg.state_schema)).await?;
+    let db = crate::sql::my::ident(&cfg.state_schema);
     my.query_drop("START TRANSACTION").await?;
     my.exec_drop(
         format!(
-            "INSERT INTO `{db}`.lease (pipeline, epoch, holder, acquired_at) VALUES (?, 1, ?, UTC_TIMESTAMP(6))
+            "INSERT INTO {db}.lease (pipeline, epoch, holder, acquired_at) VALUES (?, 1, ?, UTC_TIMESTAMP(6))
              ON DUPLICATE KEY UPDATE epoch = epoch + 1, holder = VALUES(holder), acquired_at = VALUES(acquired_at)"
         ),
         (&cfg.pipeline, holder),
     )
     .await?;
-    let mysql: Option<i64> = my.exec_first(format!("SELECT epoch FROM `{db}`.lease WHERE pipeline = ?"), (&cfg.pipeline,)).await?;
+    let mysql: Option<i64> = my.exec_first(format!("SELECT epoch FROM {db}.lease WHERE pipeline = ?"), (&cfg.pipeline,)).await?;
     my.query_drop("COMMIT").await?;
     let _ = my.disconnect().await;
-    let mysql = mysql.ok_or_else(|| Error::Other("the MySQL lease row vanished".into()))?;
+    let mysql = mysql.ok_or_else(|| Error::Lease("the MySQL lease row vanished".into()))?;
     Ok(Epochs { postgres, mysql })
 }
 
@@ -217,7 +217,7 @@ pub async fn acquire(cfg: &Config, shutdown: &CancellationToken) -> Result<Optio
             _ = tokio::time::sleep(POLL) => {}
         }
     }
-    let Some((client, closed)) = conn else { return Err(Error::Other("lease connection missing".into())) };
+    let Some((client, closed)) = conn else { return Err(Error::Lease("lease connection missing".into())) };
     let epochs = loop {
         match bump_epochs(cfg, &me).await {
             Ok(e) => break e,

@@ -467,5 +467,5 @@ async fn replay_backlog_now<A: BatchApplier>(direction: Direction, applier: &mut
 }
 
 #[cfg(test)]
-#[path = "pipeline_tests.rs"]
+#[path = "batcher_tests.rs"]
 mod tests;

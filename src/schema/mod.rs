@@ -6,6 +6,9 @@
 //! Columns present on one side only are not part of the pair (they are ignored
 //! with a warning); a mapped column missing on a side is an error naming it.
 
+
+pub mod introspect;
+
 use crate::config::{Owner, TableName};
 
 /// The broad kind of a column's values, shared by both sides' type names.
