@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod conflict;
 pub mod db;
+pub mod echo;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

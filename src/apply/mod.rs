@@ -16,27 +16,38 @@ pub mod postgres_sql;
 pub mod quarantine;
 pub mod screen;
 
-use crate::model::{Change, SourcePos, TxnMeta};
+use crate::model::{Change, Origin, SourcePos, TxnMeta};
 use crate::Result;
 
 /// A destination that applies batches exactly once.
 ///
 /// Contract: `begin` opens a destination transaction; `write` adds changes, in
 /// source order, to that open transaction (it may be called many times: a
-/// large source transaction arrives in chunks); `commit(last)` writes the
-/// position of `last` (the batch's last source transaction) as
-/// the direction's checkpoint in the same transaction and commits — when it
-/// returns `Ok`, the rows and the checkpoint are durable together, and never
-/// one without the other. `rollback` discards everything since `begin`. Writes
-/// are idempotent (upserts and keyed deletes), so replaying source
-/// transactions after the checkpoint is harmless. After any error the caller
-/// must `rollback` (or drop the applier) before using it again.
+/// large source transaction arrives in chunks; the changes of one call come
+/// from transactions of one `origin`); `commit(last)` writes the position of
+/// `last` (the batch's last source transaction) as the direction's
+/// checkpoint in the same transaction and commits — when it returns `Ok`,
+/// the rows and the checkpoint are durable together, and never one without
+/// the other. `rollback` discards everything since `begin`. Writes are
+/// idempotent (upserts and keyed deletes), so replaying source transactions
+/// after the checkpoint is harmless. After any error the caller must
+/// `rollback` (or drop the applier) before using it again.
 #[allow(async_fn_in_trait)]
 pub trait BatchApplier {
     /// The checkpoint stored at the destination, if any.
     async fn checkpoint(&mut self) -> Result<Option<SourcePos>>;
+    /// The source server identity stored with the checkpoint, where this
+    /// destination keeps one.
+    async fn source_identity(&mut self) -> Result<Option<String>> {
+        Ok(None)
+    }
+    /// The source server identity to store with every later checkpoint.
+    fn set_source_identity(&mut self, _identity: String) {}
     async fn begin(&mut self) -> Result<()>;
-    async fn write(&mut self, changes: &[Change]) -> Result<()>;
+    /// Adds `changes` of transactions of `origin` (`Client`, or an
+    /// `Outcome` the destination adopts also in columns its source side
+    /// does not own) to the open transaction.
+    async fn write(&mut self, origin: Origin, changes: &[Change]) -> Result<()>;
     async fn commit(&mut self, last: &TxnMeta) -> Result<()>;
     async fn rollback(&mut self) -> Result<()>;
     /// Pairs with parked changes of this direction (`park`), by pair index.
@@ -46,13 +57,6 @@ pub trait BatchApplier {
     /// Applies the parked changes of `pair` in order and removes them, in the
     /// open transaction; returns how many there were.
     async fn unpark(&mut self, pair: usize) -> Result<u64>;
-    /// The other side's position the source had applied when the
-    /// transactions of the next `write`s committed
-    /// (`crate::conflict::incarnation`).
-    fn set_seen(&mut self, _seen: Option<SourcePos>) {}
-    /// Whether the changes of the next `write`s are forwarded outcomes
-    /// (`SourceEvent::Begin::forwarded`).
-    fn set_forwarded(&mut self, _forwarded: bool) {}
     /// Key column indices of `pair` (backfill windows track keys that move).
     fn pair_key(&self, _pair: usize) -> Option<Vec<usize>> {
         None

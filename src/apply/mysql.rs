@@ -31,9 +31,8 @@ use super::BatchApplier;
 use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::{key_text, mysql_text_value};
 use crate::conflict::ConflictRecord;
-use crate::conflict::incarnation::{BatchLog, Incarnations};
 use crate::backfill::{ChunkJob, ChunkOutcome};
-use crate::model::{Change, SourcePos, TxnMeta};
+use crate::model::{Change, Origin, SourcePos, TxnMeta};
 use crate::model::{Row, Value};
 use crate::schema::PairSchema;
 use crate::sql::my::{push_ident, push_literal};
@@ -57,9 +56,8 @@ pub struct MysqlApplier {
     pairs: Vec<PairConfig>,
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
-    /// Registers each committing batch with its `seen` (`conflict::incarnation`).
-    batches: BatchLog,
-    /// The changes written are forwarded outcomes (`BatchApplier::set_forwarded`).
+    /// The changes being written are an outcome the destination adopts
+    /// (`Origin::Outcome`).
     forwarded: bool,
     /// How this session's transactions are tagged for the binlog reader.
     echo: EchoMark,
@@ -109,7 +107,6 @@ impl MysqlApplier {
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
             forwarded: false,
-            batches: BatchLog::new(Side::Mysql),
             echo,
             row_list,
             guard_backoff: 0,
@@ -117,11 +114,6 @@ impl MysqlApplier {
             rejected: Vec::new(),
             fence: None,
         })
-    }
-
-    /// Shares batch registrations with the MySQL source of the other direction.
-    pub fn set_incarnations(&mut self, reg: std::sync::Arc<Incarnations>) {
-        self.batches.attach(reg);
     }
 
     /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
@@ -321,10 +313,10 @@ impl BatchApplier for MysqlApplier {
         Ok(())
     }
 
-    async fn write(&mut self, changes: &[Change]) -> Result<()> {
-        let changes = self.batches.without_superseded(changes, self.forwarded, &self.pairs);
+    async fn write(&mut self, origin: Origin, changes: &[Change]) -> Result<()> {
+        self.forwarded = origin == Origin::Outcome;
         // Changes holding a source value with no canonical form never reach the database.
-        for segment in super::screen::screen(&changes, &self.pairs, &self.schemas) {
+        for segment in super::screen::screen(changes, &self.pairs, &self.schemas) {
             match segment {
                 Segment::Apply(cs) => self.write_screened(&cs).await?,
                 Segment::Hold(c, e) => self.reject(&c, e)?,
@@ -370,14 +362,6 @@ impl BatchApplier for MysqlApplier {
         Ok(())
     }
 
-    fn set_seen(&mut self, seen: Option<SourcePos>) {
-        self.batches.set_seen(seen);
-    }
-
-    fn set_forwarded(&mut self, forwarded: bool) {
-        self.forwarded = forwarded;
-    }
-
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
         self.schemas.iter().find(|s| s.pair == pair).map(|s| s.key.clone())
     }
@@ -404,7 +388,7 @@ impl BatchApplier for MysqlApplier {
                     super::park::Replay::Reject(c, e) => self.reject(&c, e)?,
                 }
             }
-            self.write(&apply).await?;
+            self.write(Origin::Client, &apply).await?;
             let ids: Vec<String> = rows.iter().map(|(id, _)| id.to_string()).collect();
             self.pending.push_str(&format!("DELETE FROM {table} WHERE id IN ({});\n", ids.join(",")));
             total += rows.len() as u64;
@@ -460,7 +444,7 @@ impl MysqlApplier {
         let on_error = self.on_error;
         self.on_error = crate::config::OnError::Quarantine;
         self.begin().await?;
-        let r = self.write(std::slice::from_ref(change)).await;
+        let r = self.write(Origin::Client, std::slice::from_ref(change)).await;
         self.on_error = on_error;
         if let Err(e) = r {
             let _ = self.rollback().await;
@@ -673,16 +657,9 @@ impl MysqlApplier {
             }
         }
         self.pending.push_str(", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at);\nCOMMIT");
-        self.batches.committing(&last.position);
         match self.flush().await {
-            Ok(()) => {
-                self.batches.committed(&last.position);
-                Ok(())
-            }
-            Err(e) => {
-                self.batches.failed(&last.position);
-                Err(self.fenced_or(e).await)
-            }
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fenced_or(e).await),
         }
     }
 

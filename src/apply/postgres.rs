@@ -26,10 +26,9 @@ use super::BatchApplier;
 use crate::config::{Config, Direction, PairConfig, Side};
 use crate::conflict::compare::key_text;
 use crate::conflict::ConflictRecord;
-use crate::conflict::incarnation::{BatchLog, Incarnations};
 use crate::model::Row;
 use crate::backfill::{ChunkJob, ChunkOutcome};
-use crate::model::{Change, SourcePos, TxnMeta};
+use crate::model::{Change, Origin, SourcePos, TxnMeta};
 use crate::sql::pg::ident as pg_ident;
 use crate::schema::PairSchema;
 use crate::{Error, Result};
@@ -49,9 +48,8 @@ pub struct PostgresApplier {
     pairs: Vec<PairConfig>,
     /// Conflicts decided in the open transaction, written with its commit.
     conflicts: Vec<ConflictRecord>,
-    /// Registers each committing batch with its `seen` (`conflict::incarnation`).
-    batches: BatchLog,
-    /// The changes written are forwarded outcomes (`BatchApplier::set_forwarded`).
+    /// The changes being written are an outcome the destination adopts
+    /// (`Origin::Outcome`).
     forwarded: bool,
     /// Per pair: the locking read of current rows and its column type OIDs.
     readers: HashMap<usize, (tokio_postgres::Statement, Vec<u32>)>,
@@ -101,38 +99,20 @@ impl PostgresApplier {
             pairs: cfg.pairs.clone(),
             conflicts: Vec::new(),
             forwarded: false,
-            batches: BatchLog::new(Side::Postgres),
             readers: HashMap::new(),
             updates: HashMap::new(),
             commit_statements: None,
             on_error: cfg.apply.on_error,
             rejected: Vec::new(),
             fence: None,
-            applied_prefix: crate::conflict::incarnation::pg_applied_prefix(&cfg.origin_name()),
+            applied_prefix: crate::state::names::pg_applied_prefix(&cfg.origin_name()),
         })
-    }
-
-    /// Shares batch registrations with the Postgres source of the other direction.
-    pub fn set_incarnations(&mut self, reg: std::sync::Arc<Incarnations>) {
-        self.batches.attach(reg);
     }
 
     /// Makes every checkpoint write conditional on the `lease` row having `epoch`.
     pub fn set_fence(&mut self, epoch: i64) {
         self.fence = Some(epoch);
         self.commit_statements = None;
-    }
-
-    /// Sets the source server identity written with each checkpoint.
-    pub fn set_server_identity(&mut self, identity: String) {
-        self.server_identity = Some(identity);
-    }
-
-    /// The source server identity stored with the checkpoint, if any.
-    pub async fn stored_server_identity(&mut self) -> Result<Option<String>> {
-        let sql = format!("SELECT server_identity FROM {} WHERE pipeline = $1 AND direction = $2", self.checkpoints());
-        let row = self.client.query_opt(&sql, &[&self.pipeline, &self.direction.key()]).await?;
-        Ok(row.and_then(|r| r.get(0)))
     }
 
     /// Writes a checkpoint outside any batch (used by `init` for the start position).
@@ -240,15 +220,25 @@ impl BatchApplier for PostgresApplier {
         }
     }
 
+    async fn source_identity(&mut self) -> Result<Option<String>> {
+        let sql = format!("SELECT server_identity FROM {} WHERE pipeline = $1 AND direction = $2", self.checkpoints());
+        let row = self.client.query_opt(&sql, &[&self.pipeline, &self.direction.key()]).await?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    fn set_source_identity(&mut self, identity: String) {
+        self.server_identity = Some(identity);
+    }
+
     async fn begin(&mut self) -> Result<()> {
         self.client.batch_execute("BEGIN").await?;
         Ok(())
     }
 
-    async fn write(&mut self, changes: &[Change]) -> Result<()> {
-        let changes = self.batches.without_superseded(changes, self.forwarded, &self.pairs);
+    async fn write(&mut self, origin: Origin, changes: &[Change]) -> Result<()> {
+        self.forwarded = origin == Origin::Outcome;
         // Changes holding a source value with no canonical form never reach the database.
-        for segment in super::screen::screen(&changes, &self.pairs, &self.schemas) {
+        for segment in super::screen::screen(changes, &self.pairs, &self.schemas) {
             match segment {
                 Segment::Apply(cs) => self.write_screened(&cs).await?,
                 Segment::Hold(c, e) => self.reject(&c, e)?,
@@ -296,14 +286,6 @@ impl BatchApplier for PostgresApplier {
         Ok(())
     }
 
-    fn set_seen(&mut self, seen: Option<SourcePos>) {
-        self.batches.set_seen(seen);
-    }
-
-    fn set_forwarded(&mut self, forwarded: bool) {
-        self.forwarded = forwarded;
-    }
-
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
         self.schemas.iter().find(|s| s.pair == pair).map(|s| s.key.clone())
     }
@@ -335,7 +317,7 @@ impl BatchApplier for PostgresApplier {
                     super::park::Replay::Reject(c, e) => self.reject(&c, e)?,
                 }
             }
-            self.write(&apply).await?;
+            self.write(Origin::Client, &apply).await?;
             self.client.execute(&delete, &[&ids]).await?;
             total += ids.len() as u64;
         }
@@ -377,7 +359,7 @@ impl PostgresApplier {
         let on_error = self.on_error;
         self.on_error = crate::config::OnError::Quarantine;
         self.begin().await?;
-        let r = self.write(std::slice::from_ref(change)).await;
+        let r = self.write(Origin::Client, std::slice::from_ref(change)).await;
         self.on_error = on_error;
         if let Err(e) = r {
             let _ = self.rollback().await;
@@ -551,12 +533,7 @@ impl PostgresApplier {
             self.client.batch_execute("ROLLBACK").await?;
             return Err(Error::Fenced { side: "postgres", epoch });
         }
-        self.batches.committing(&last.position);
-        if let Err(e) = self.client.batch_execute("COMMIT").await {
-            self.batches.failed(&last.position);
-            return Err(e.into());
-        }
-        self.batches.committed(&last.position);
+        self.client.batch_execute("COMMIT").await?;
         Ok(())
     }
 

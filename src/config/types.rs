@@ -62,6 +62,13 @@ impl Direction {
             Direction::MysqlToPostgres => Side::Mysql,
         }
     }
+    /// The direction that reads `side`'s changes.
+    pub fn from_source(side: Side) -> Direction {
+        match side {
+            Side::Postgres => Direction::PostgresToMysql,
+            Side::Mysql => Direction::MysqlToPostgres,
+        }
+    }
 }
 
 impl fmt::Display for Direction {

@@ -5,7 +5,6 @@
 
 pub mod compare;
 pub mod decide;
-pub mod incarnation;
 pub mod merge;
 
 pub use decide::{decide, policy_name, Verdict};

@@ -68,19 +68,47 @@ pub struct TxnMeta {
     pub txn_seq: u64,
 }
 
+/// Who made a transaction, as its source shows it (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The side's own clients: a change to replicate.
+    Client,
+    /// tandem itself (an applier or a repair of this pipeline), recognised
+    /// by its origin tag: an echo of what tandem wrote, never replicated as
+    /// such. Its rows follow only when the consumer asked for them
+    /// (`source::OwnRows`); its checkpoint arrives as `SourceEvent::Applied`.
+    Tandem,
+    /// tandem's write as this side shows it, sent on as this side's change:
+    /// the outcome of a change that met a row this side had re-created
+    /// (`crate::echo`). The destination adopts it also in columns this side
+    /// does not own, unless it changed them itself since.
+    Outcome,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Client => "client",
+            Origin::Tandem => "tandem",
+            Origin::Outcome => "outcome",
+        }
+    }
+}
+
 /// What a source yields, in order.
+///
+/// A transaction is `Begin`, then `Changes` chunks (and, in tandem's own
+/// transactions, `Applied`), then `Commit`; transactions never interleave.
+/// The other events come between transactions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
-    /// A transaction begins. `seen`: the other side's position that had
-    /// been applied on this side when the transaction committed, when known
-    /// (`crate::conflict::incarnation`). `forwarded`: the transaction is not
-    /// this side's own but tandem's write that this side's source forwards
-    /// (the outcome of a change that met a re-created row): the destination
-    /// adopts it also in columns this side does not own, unless it changed
-    /// them itself since.
-    Begin { txn_seq: u64, seen: Option<SourcePos>, forwarded: bool },
+    /// A transaction begins.
+    Begin { txn_seq: u64, origin: Origin },
     /// A chunk of changes of the open transaction, in source order.
     Changes(Vec<Change>),
+    /// Inside a transaction of tandem's own: the other side's position it
+    /// recorded as applied (its checkpoint), as text.
+    Applied(String),
     /// The open transaction committed.
     Commit(TxnMeta),
     /// Nothing to replicate up to this position (keepalive / filtered transaction):
@@ -92,7 +120,11 @@ pub enum SourceEvent {
     /// and, for paused pairs, when the stream starts. Changes of a paused pair
     /// still follow, with the columns it lacks as `Value::Unchanged`.
     PairState { pair: usize, paused: Option<String> },
-    /// A backfill watermark of this pipeline, committed at `position`; sent
-    /// after the events of the transaction that carried it.
-    Signal { position: SourcePos, signal: crate::backfill::Signal },
+    /// A backfill watermark of this pipeline (its payload as stored),
+    /// committed at `position`; sent after the transaction that carried it,
+    /// which yields no `Idle` of its own.
+    Watermark { position: SourcePos, payload: String },
+    /// The transactions before and after must not share a destination
+    /// transaction (sent by a stage between source and batcher, between transactions).
+    Barrier,
 }

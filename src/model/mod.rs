@@ -4,6 +4,6 @@ pub mod change;
 pub mod position;
 pub mod value;
 
-pub use change::{Change, Op, Row, SourceEvent, TxnMeta};
+pub use change::{Change, Op, Origin, Row, SourceEvent, TxnMeta};
 pub use position::{BinlogPos, Lsn, MariaGtid, SourcePos};
 pub use value::Value;

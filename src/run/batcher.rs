@@ -1,12 +1,12 @@
 //! The batcher of one direction: consumes a source's ordered `SourceEvent`s
-//! and drives a `BatchApplier`.
+//! (through the echo stage) and drives a `BatchApplier`.
 //!
 //! Invariants: a source transaction is never split across destination
 //! commits — a destination transaction commits only at a source commit
 //! boundary; several source transactions may share one destination
 //! transaction (up to `max_batch_rows` rows or `max_batch_delay`, and sooner
 //! when no further event is waiting, which keeps latency low when idle and
-//! batches large under load). Under a steady stream of small transactions
+//! batches large under load; a `Barrier` closes the open batch). Under a steady stream of small transactions
 //! (the previous batch committed moments ago) a batch stays open up to
 //! `LINGER` for the next one: a source that trickles transactions out one at
 //! a time would otherwise cost one destination commit each, and the
@@ -27,14 +27,15 @@
 
 use crate::apply::BatchApplier;
 use crate::backfill::window::Windows;
-use crate::backfill::{ChunkJob, ChunkOutcome, SignalKind};
+use crate::backfill::{ChunkJob, ChunkOutcome, Signal, SignalKind};
 use crate::config::Direction;
 use crate::metrics as m;
-use crate::model::{Change, SourceEvent, SourcePos, TxnMeta};
+use crate::model::{Change, Origin, SourceEvent, SourcePos, TxnMeta};
+use crate::source::EventStream;
 use crate::Result;
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// How long a batch may wait for more transactions while the stream is busy
 /// (capped by `max_batch_delay`).
@@ -79,9 +80,8 @@ struct Batch {
     acked: Option<SourcePos>,
     /// Backfill chunks between their watermarks (`crate::backfill`).
     windows: Windows,
-    /// `seen` and `forwarded` of the transactions in `buffer` (`SourceEvent::Begin`).
-    seen: Option<SourcePos>,
-    forwarded: bool,
+    /// The origin of the transactions whose changes are in `buffer`.
+    origin: Origin,
     /// The open batch waits (up to `LINGER` from its start) for more transactions.
     lingering: bool,
     /// When the last batch committed.
@@ -106,11 +106,11 @@ impl Batch {
     }
 }
 
-/// Runs until the event channel closes; returns what was applied.
-pub async fn run_batcher<A: BatchApplier>(
+/// Runs until the event stream ends; returns what was applied.
+pub async fn run_batcher<A: BatchApplier, E: EventStream>(
     direction: Direction,
     applier: &mut A,
-    mut rx: mpsc::Receiver<SourceEvent>,
+    rx: &mut E,
     ack: impl Fn(&SourcePos),
     settings: &BatchSettings,
     pair_names: &[String],
@@ -131,8 +131,7 @@ pub async fn run_batcher<A: BatchApplier>(
         backlog: applier.parked_pairs().await?.into_iter().collect(),
         acked: None,
         windows: Windows::default(),
-        seen: None,
-        forwarded: false,
+        origin: Origin::Client,
         lingering: false,
         last_commit: None,
     };
@@ -144,7 +143,7 @@ pub async fn run_batcher<A: BatchApplier>(
         loop {
             let event = if b.open && !b.in_txn {
                 let deadline = b.started + if b.lingering { settings.max_delay.min(LINGER) } else { settings.max_delay };
-                match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                match tokio::time::timeout_at(deadline, rx.next()).await {
                     Ok(e) => e,
                     Err(_) => {
                         commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
@@ -152,30 +151,18 @@ pub async fn run_batcher<A: BatchApplier>(
                     }
                 }
             } else {
-                rx.recv().await
+                rx.next().await
             };
             let Some(event) = event else { break };
             match event {
-                SourceEvent::Begin { seen, forwarded, .. } => {
-                    if seen != b.seen && b.open && b.last.is_some() {
-                        // A batch registers one `seen` (conflict::incarnation): a
-                        // transaction that saw more of the other side starts a new one.
-                        commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
-                    }
-                    if seen != b.seen || forwarded != b.forwarded {
-                        // One `write` holds changes of one `seen` and one kind only.
+                SourceEvent::Begin { origin, .. } => {
+                    if origin != b.origin {
+                        // One `write` holds changes of one origin only.
                         if !b.buffer.is_empty() {
-                            applier.write(&b.buffer).await?;
+                            applier.write(b.origin, &b.buffer).await?;
                             b.buffer.clear();
                         }
-                        if seen != b.seen {
-                            applier.set_seen(seen.clone());
-                            b.seen = seen;
-                        }
-                        if forwarded != b.forwarded {
-                            applier.set_forwarded(forwarded);
-                            b.forwarded = forwarded;
-                        }
+                        b.origin = origin;
                     }
                     if !b.open {
                         applier.begin().await?;
@@ -208,7 +195,7 @@ pub async fn run_batcher<A: BatchApplier>(
                         park(direction, applier, &mut b, parked, pair_names).await?;
                     }
                     if b.buffer.len() >= settings.chunk_rows {
-                        applier.write(&b.buffer).await?;
+                        applier.write(b.origin, &b.buffer).await?;
                         b.buffer.clear();
                         b.txn_written = true;
                     }
@@ -232,7 +219,21 @@ pub async fn run_batcher<A: BatchApplier>(
                     }
                 }
                 SourceEvent::Idle(pos) => b.nothing_until(pos, &ack),
-                SourceEvent::Signal { position, signal } => {
+                SourceEvent::Barrier => {
+                    if b.open && !b.in_txn && b.last.is_some() {
+                        commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+                    }
+                }
+                // Only tandem's own transactions carry one; the echo stage consumes them.
+                SourceEvent::Applied(_) => {}
+                SourceEvent::Watermark { position, payload } => {
+                    let signal: Signal = match serde_json::from_str(&payload) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(%direction, error = %e, "unreadable backfill watermark ignored");
+                            continue;
+                        }
+                    };
                     let Some(pair) = pair_names.iter().position(|n| *n == signal.pair) else {
                         tracing::warn!(%direction, pair = %signal.pair, "backfill watermark for a pair this config does not have; ignored");
                         continue;
@@ -317,7 +318,7 @@ async fn commit<A: BatchApplier>(
     };
     let t0 = Instant::now();
     if !b.buffer.is_empty() {
-        applier.write(&b.buffer).await?;
+        applier.write(b.origin, &b.buffer).await?;
         b.buffer.clear();
     }
     let ready: Vec<usize> = b.backlog.iter().copied().filter(|p| !b.paused.contains_key(p)).collect();
@@ -375,7 +376,7 @@ async fn apply_chunk<A: BatchApplier>(
         b.open = true;
     }
     if !b.buffer.is_empty() {
-        applier.write(&b.buffer).await?;
+        applier.write(b.origin, &b.buffer).await?;
         b.buffer.clear();
     }
     let name = name_of(pair_names, job.pair);
@@ -439,7 +440,7 @@ async fn park<A: BatchApplier>(direction: Direction, applier: &mut A, b: &mut Ba
 /// buffered changes (which are older), in the open transaction.
 async fn unpark<A: BatchApplier>(direction: Direction, applier: &mut A, b: &mut Batch, pair: usize, pair_names: &[String]) -> Result<()> {
     if !b.buffer.is_empty() {
-        applier.write(&b.buffer).await?;
+        applier.write(b.origin, &b.buffer).await?;
         b.buffer.clear();
     }
     let n = applier.unpark(pair).await?;

@@ -3,11 +3,14 @@
 use super::*;
 use crate::model::{Lsn, Op, TxnMeta, Value};
 use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Call {
     Begin,
     Write(usize),
+    /// A write of an `Origin::Outcome` transaction's changes.
+    WriteOutcome(usize),
     Commit(SourcePos),
     Rollback,
     /// Parked (pair, keys).
@@ -32,8 +35,11 @@ impl BatchApplier for Recorder {
         self.calls.push(Call::Begin);
         Ok(())
     }
-    async fn write(&mut self, changes: &[Change]) -> Result<()> {
-        self.calls.push(Call::Write(changes.len()));
+    async fn write(&mut self, origin: Origin, changes: &[Change]) -> Result<()> {
+        self.calls.push(match origin {
+            Origin::Outcome => Call::WriteOutcome(changes.len()),
+            _ => Call::Write(changes.len()),
+        });
         Ok(())
     }
     async fn commit(&mut self, last: &TxnMeta) -> Result<()> {
@@ -70,7 +76,7 @@ fn change(i: i64) -> Change {
 }
 
 fn txn(seq: u64, lsn: u64, rows: usize) -> Vec<SourceEvent> {
-    let mut v = vec![SourceEvent::Begin { txn_seq: seq, seen: None, forwarded: false }];
+    let mut v = vec![SourceEvent::Begin { txn_seq: seq, origin: Origin::Client }];
     v.push(SourceEvent::Changes((0..rows as i64).map(change).collect()));
     v.push(SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }));
     v
@@ -81,7 +87,7 @@ async fn drive(events: Vec<SourceEvent>, settings: BatchSettings) -> (Vec<Call>,
 }
 
 async fn drive_with(events: Vec<SourceEvent>, settings: BatchSettings, backlog: Vec<usize>) -> (Vec<Call>, Vec<SourcePos>) {
-    let (tx, rx) = mpsc::channel(events.len() + 1);
+    let (tx, mut rx) = mpsc::channel(events.len() + 1);
     for e in events {
         tx.send(e).await.unwrap();
     }
@@ -89,7 +95,7 @@ async fn drive_with(events: Vec<SourceEvent>, settings: BatchSettings, backlog: 
     let acks = Arc::new(Mutex::new(Vec::new()));
     let a2 = Arc::clone(&acks);
     let mut rec = Recorder { calls: Vec::new(), backlog };
-    run_batcher(Direction::PostgresToMysql, &mut rec, rx, move |p| a2.lock().unwrap().push(p.clone()), &settings, &["p".into(), "q".into()])
+    run_batcher(Direction::PostgresToMysql, &mut rec, &mut rx, move |p| a2.lock().unwrap().push(p.clone()), &settings, &["p".into(), "q".into()])
         .await
         .unwrap();
     let acks = acks.lock().unwrap().clone();
@@ -110,18 +116,14 @@ async fn queued_transactions_share_one_destination_commit() {
     assert_eq!(acks, vec![SourcePos::Postgres(Lsn(30))]);
 }
 
-/// A batch registers one `seen` (conflict::incarnation): a transaction that
-/// saw more of the other side starts a new batch; one with the same `seen` joins.
+/// A `Barrier` (the echo stage sends one before a transaction with another
+/// `seen`) commits the open batch; transactions without one between them share it.
 #[tokio::test]
-async fn a_transaction_with_another_seen_starts_a_new_batch() {
-    let with_seen = |seq: u64, lsn: u64, seen: u64| {
-        let mut t = txn(seq, lsn, 1);
-        t[0] = SourceEvent::Begin { txn_seq: seq, seen: Some(SourcePos::Postgres(Lsn(seen))), forwarded: false };
-        t
-    };
-    let mut ev = with_seen(1, 10, 5);
-    ev.extend(with_seen(2, 20, 5));
-    ev.extend(with_seen(3, 30, 7));
+async fn a_barrier_starts_a_new_batch() {
+    let mut ev = txn(1, 10, 1);
+    ev.extend(txn(2, 20, 1));
+    ev.push(SourceEvent::Barrier);
+    ev.extend(txn(3, 30, 1));
     let (calls, _) = drive(ev, settings(100, 100)).await;
     assert_eq!(
         calls,
@@ -133,6 +135,22 @@ async fn a_transaction_with_another_seen_starts_a_new_batch() {
             Call::Write(1),
             Call::Commit(SourcePos::Postgres(Lsn(30)))
         ]
+    );
+}
+
+/// One `write` holds changes of one origin: an outcome's changes are
+/// written apart from the clients' before and after them, in one batch.
+#[tokio::test]
+async fn changes_of_another_origin_are_written_apart_in_the_same_batch() {
+    let mut ev = txn(1, 10, 2);
+    let mut outcome = txn(2, 20, 1);
+    outcome[0] = SourceEvent::Begin { txn_seq: 2, origin: Origin::Outcome };
+    ev.extend(outcome);
+    ev.extend(txn(3, 30, 3));
+    let (calls, _) = drive(ev, settings(100, 100)).await;
+    assert_eq!(
+        calls,
+        vec![Call::Begin, Call::Write(2), Call::WriteOutcome(1), Call::Write(3), Call::Commit(SourcePos::Postgres(Lsn(30)))]
     );
 }
 
@@ -158,7 +176,7 @@ async fn batches_close_at_max_rows_but_only_on_a_transaction_boundary() {
 
 #[tokio::test]
 async fn large_transaction_is_written_in_chunks_and_committed_once() {
-    let mut ev = vec![SourceEvent::Begin { txn_seq: 1, seen: None, forwarded: false }];
+    let mut ev = vec![SourceEvent::Begin { txn_seq: 1, origin: Origin::Client }];
     for _ in 0..5 {
         ev.push(SourceEvent::Changes((0..4).map(change).collect()));
     }
@@ -174,7 +192,7 @@ async fn large_transaction_is_written_in_chunks_and_committed_once() {
 #[tokio::test]
 async fn stream_ending_mid_transaction_commits_only_complete_ones() {
     let mut ev = txn(1, 10, 2);
-    ev.push(SourceEvent::Begin { txn_seq: 2, seen: None, forwarded: false });
+    ev.push(SourceEvent::Begin { txn_seq: 2, origin: Origin::Client });
     ev.push(SourceEvent::Changes(vec![change(7)]));
     let (calls, acks) = drive(ev, settings(100, 100)).await;
     assert_eq!(calls, vec![Call::Begin, Call::Write(2), Call::Commit(SourcePos::Postgres(Lsn(10)))]);
@@ -184,7 +202,7 @@ async fn stream_ending_mid_transaction_commits_only_complete_ones() {
 #[tokio::test]
 async fn stream_ending_inside_a_partly_written_transaction_rolls_back() {
     let mut ev = txn(1, 10, 2);
-    ev.push(SourceEvent::Begin { txn_seq: 2, seen: None, forwarded: false });
+    ev.push(SourceEvent::Begin { txn_seq: 2, origin: Origin::Client });
     ev.push(SourceEvent::Changes((0..10).map(change).collect()));
     let (calls, acks) = drive(ev, settings(100, 4)).await;
     assert_eq!(calls.last(), Some(&Call::Rollback));
@@ -208,7 +226,7 @@ fn on(pair: usize, i: i64) -> Change {
 
 fn txn_of(seq: u64, lsn: u64, changes: Vec<Change>) -> Vec<SourceEvent> {
     vec![
-        SourceEvent::Begin { txn_seq: seq, seen: None, forwarded: false },
+        SourceEvent::Begin { txn_seq: seq, origin: Origin::Client },
         SourceEvent::Changes(changes),
         SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }),
     ]
@@ -283,7 +301,7 @@ fn watermark(kind: SignalKind, chunk: u64, lsn: u64) -> SourceEvent {
         last_key: vec![],
         after_key: vec![],
     };
-    SourceEvent::Signal { position: SourcePos::Postgres(Lsn(lsn)), signal }
+    SourceEvent::Watermark { position: SourcePos::Postgres(Lsn(lsn)), payload: signal.to_json() }
 }
 
 #[tokio::test]
@@ -313,4 +331,95 @@ async fn a_chunk_is_merged_at_its_high_watermark_after_the_batch_before_it_with_
         "pair 1's change is not in pair 0's window; chunk 2's low watermark was never seen"
     );
     assert_eq!(acks.last(), Some(&SourcePos::Postgres(Lsn(50))));
+}
+
+/// Records, on tokio's clock, when each batch committed and how many rows it had.
+#[derive(Clone, Default)]
+struct Clocked {
+    t0: Option<Instant>,
+    rows: usize,
+    commits: Arc<Mutex<Vec<(Duration, usize)>>>,
+}
+
+impl BatchApplier for Clocked {
+    async fn checkpoint(&mut self) -> Result<Option<SourcePos>> {
+        Ok(None)
+    }
+    async fn begin(&mut self) -> Result<()> {
+        Ok(())
+    }
+    async fn write(&mut self, _origin: Origin, changes: &[Change]) -> Result<()> {
+        self.rows += changes.len();
+        Ok(())
+    }
+    async fn commit(&mut self, _last: &TxnMeta) -> Result<()> {
+        let at = self.t0.map(|t| t.elapsed()).unwrap_or_default();
+        self.commits.lock().unwrap().push((at, std::mem::take(&mut self.rows)));
+        Ok(())
+    }
+    async fn rollback(&mut self) -> Result<()> {
+        Ok(())
+    }
+    async fn parked_pairs(&mut self) -> Result<Vec<usize>> {
+        Ok(Vec::new())
+    }
+    async fn park(&mut self, _changes: &[Change], _reason: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn unpark(&mut self, _pair: usize) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+/// Sends one single-row transaction at each of `at` (ms after the start, on
+/// tokio's paused clock) and returns when each batch committed, with its rows.
+async fn timed(at: &[u64], max_delay: Duration) -> Vec<(Duration, usize)> {
+    let t0 = Instant::now();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut applier = Clocked { t0: Some(t0), ..Clocked::default() };
+    let commits = Arc::clone(&applier.commits);
+    let settings = BatchSettings { max_rows: 10_000, max_delay, chunk_rows: 2000 };
+    let batcher = tokio::spawn(async move {
+        run_batcher(Direction::PostgresToMysql, &mut applier, &mut rx, |_| {}, &settings, &["p".into()]).await.unwrap();
+    });
+    for (seq, &ms) in at.iter().enumerate() {
+        tokio::time::sleep_until(t0 + Duration::from_millis(ms)).await;
+        for e in txn(seq as u64 + 1, 100 + seq as u64, 1) {
+            tx.send(e).await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(tx);
+    batcher.await.unwrap();
+    let c = commits.lock().unwrap().clone();
+    c
+}
+
+/// An idle stream's transaction commits at once; one that follows a commit
+/// closely lingers up to `LINGER` for company (within `max_batch_delay`).
+#[tokio::test(start_paused = true)]
+async fn a_batch_waits_for_more_transactions_only_while_the_stream_is_busy() {
+    let commits = timed(&[0, 1, 4, 500], Duration::from_millis(100)).await;
+    let ms = |d: Duration| d.as_millis() as u64;
+    assert_eq!(
+        commits.iter().map(|&(t, n)| (ms(t), n)).collect::<Vec<_>>(),
+        vec![(0, 1), (1 + LINGER.as_millis() as u64, 2), (500, 1)],
+        "the first and the last (nothing for 50 ms before) commit at once; the two in between share one batch"
+    );
+}
+
+/// Under a steady stream, no batch stays open past `max_batch_delay`.
+#[tokio::test(start_paused = true)]
+async fn no_batch_stays_open_past_max_batch_delay() {
+    let max_delay = Duration::from_millis(4);
+    let every_ms: Vec<u64> = (0..60).collect();
+    let commits = timed(&every_ms, max_delay).await;
+    assert_eq!(commits.iter().map(|c| c.1).sum::<usize>(), 60, "every transaction committed once");
+    assert!(commits.len() > 6 && commits.len() < 60, "batched, but not into one: {commits:?}");
+    // A batch opens at the first transaction after the previous commit (1 ms later at most).
+    let mut opened = Duration::ZERO;
+    for &(at, _) in &commits {
+        assert!(at - opened <= max_delay, "a batch open from {opened:?} to {at:?}: {commits:?}");
+        opened = at + Duration::from_millis(1);
+    }
 }

@@ -1,8 +1,107 @@
 //! Change sources: each turns one database's replication stream into ordered
 //! `SourceEvent`s of normalized changes (see `crate::model::change`).
+//!
+//! A source only normalizes. It recognises tandem's own transactions by
+//! their origin tag and delivers them as `Origin::Tandem` transactions (with
+//! the checkpoint they recorded, and their rows only when asked: `OwnRows`);
+//! it recognises tandem's control records (backfill watermarks) and delivers
+//! their payload. What to do with either is decided downstream (`crate::echo`,
+//! the batcher): a source never drops, forwards or interprets them.
 
-pub mod postgres;
 pub mod mysql;
+pub mod postgres;
+
+use crate::model::{SourceEvent, SourcePos};
+use crate::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Whether the consumer wants the row changes of tandem's own transactions
+/// (their checkpoint always comes): shared between a source, which reads it
+/// at each such transaction, and the consumer, which may turn it on at any
+/// time. Off by default: decoding echoes costs time nobody needs.
+#[derive(Debug, Clone, Default)]
+pub struct OwnRows(Arc<AtomicBool>);
+
+impl OwnRows {
+    /// From now on, deliver the rows of tandem's own transactions.
+    pub fn ask(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn wanted(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A stream of `SourceEvent`s as its consumer reads it: a source's channel,
+/// or a stage between a source and the batcher (`crate::echo`).
+#[allow(async_fn_in_trait)]
+pub trait EventStream {
+    /// The next event; `None` once the stream ended. Cancel-safe: a call
+    /// dropped before it returns loses nothing.
+    async fn next(&mut self) -> Option<SourceEvent>;
+    /// Is no event ready to be read without waiting?
+    fn is_empty(&self) -> bool;
+}
+
+impl EventStream for mpsc::Receiver<SourceEvent> {
+    async fn next(&mut self) -> Option<SourceEvent> {
+        self.recv().await
+    }
+
+    fn is_empty(&self) -> bool {
+        mpsc::Receiver::is_empty(self)
+    }
+}
+
+/// Where a source starts streaming (`Source::resume`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    /// The position after which transactions are streamed.
+    pub start: SourcePos,
+    /// The source server's identity, to store with later checkpoints
+    /// (MySQL: a file:position means nothing on another server).
+    pub identity: Option<String>,
+}
+
+/// One database's replication stream as ordered transactions.
+///
+/// Contract: `run` delivers every transaction committed after `start`, in
+/// commit order, as `Begin`, `Changes` chunks (bounded: no transaction is
+/// held whole in memory), `Commit` with the position after it; nothing is
+/// skipped silently (an event it cannot decode faithfully is an error, and
+/// nothing after it is delivered). `Idle(p)` says there is nothing more to
+/// replicate up to `p`. `acked` carries the last position the consumer made
+/// durable at the destination ("committed up to X"): a source may confirm
+/// that much to its server (the Postgres slot), never more. A lost
+/// connection ends `run` with a transient error; the caller resumes from
+/// its checkpoint, and a transaction delivered without its `Commit` is
+/// discarded by the caller.
+#[allow(async_fn_in_trait)]
+pub trait Source: Send + Sized + 'static {
+    /// Whether a position acknowledged through `acked` is never streamed
+    /// again, even after a restart (Postgres: the slot's confirmed
+    /// position), rather than the stream resuming from the checkpoint.
+    const ACK_IS_DURABLE: bool;
+
+    /// Where to stream from, given the direction's checkpoint (`None` before
+    /// its first commit) and the source identity stored with it; refuses a
+    /// checkpoint that does not fit this server.
+    async fn resume(&mut self, checkpoint: Option<&SourcePos>, stored_identity: Option<&str>) -> Result<Resume>;
+
+    /// Streams from `start` into `out` until `shutdown` is cancelled or the
+    /// receiver is gone (`Ok`), or the stream fails (`Err`).
+    fn run(
+        self,
+        start: SourcePos,
+        out: mpsc::Sender<SourceEvent>,
+        acked: watch::Receiver<SourcePos>,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
 
 /// Property-test cases for one share of a wire decoder's budget: every
 /// decoder of external bytes (pgoutput messages, pgoutput text values, binlog

@@ -7,3 +7,31 @@
 //! moves only with a destination commit.
 
 pub mod ddl;
+pub mod mysql;
+pub mod names;
+pub mod postgres;
+
+/// A change the destination rejected, as its `quarantine` row stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineRow {
+    pub pair: String,
+    pub key_json: String,
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub error: String,
+    pub change_json: String,
+}
+
+/// A decided (or, without a winner, open) conflict, as its `conflicts` row
+/// stores it; values are `None` for SQL NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictRow {
+    pub pair: String,
+    pub key_json: String,
+    pub column: String,
+    pub postgres_value: Option<String>,
+    pub mysql_value: Option<String>,
+    pub policy: String,
+    /// `postgres` / `mysql`; `None` while a `manual` conflict is open.
+    pub winner: Option<String>,
+}

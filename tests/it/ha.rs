@@ -132,7 +132,7 @@ fn meta(pos: SourcePos) -> TxnMeta {
 /// Applies one insert in one batch; the commit's result.
 async fn batch<A: BatchApplier>(applier: &mut A, id: i64, pos: SourcePos) -> tandem::Result<()> {
     applier.begin().await.unwrap();
-    applier.write(&[insert(id)]).await.unwrap();
+    applier.write(tandem::model::Origin::Client, &[insert(id)]).await.unwrap();
     let r = applier.commit(&meta(pos)).await;
     if r.is_err() {
         applier.rollback().await.unwrap();

@@ -1,6 +1,7 @@
 //! The MariaDB binlog source against the shared throwaway MariaDB: whole
 //! transactions in chunks, values of every supported type, binlog rotation,
-//! echo suppression (session server_id and marker row), DDL, and resuming from
+//! echo suppression (session server_id and marker row: the source delivers
+//! such transactions as tandem's, read here through the echo stage), DDL, and resuming from
 //! a saved GTID position delivers exactly the transactions after it.
 
 use crate::support::{fresh_db, servers, TestDb};
@@ -9,7 +10,9 @@ use std::time::Duration;
 use tandem::config::{Endpoint, Owner, TableName, TlsMode};
 use tandem::model::{BinlogPos, Change, Op, SourceEvent, SourcePos, TxnMeta, Value};
 use tandem::schema::{my_kind, ColumnSchema, PairSchema, ValueKind};
-use tandem::source::mysql::{MysqlSource, MysqlSourceOptions};
+use tandem::echo::{EchoEvents, EchoStage};
+use tandem::source::mysql::{MysqlSource, MysqlSourceOptions, StateTables};
+use tandem::source::EventStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -61,11 +64,11 @@ fn options(db: &TestDb) -> MysqlSourceOptions {
     MysqlSourceOptions {
         server_id: db.server_id,
         chunk_rows: 3,
-        skip_server_ids: vec![ECHO_SERVER_ID],
-        marker_table: Some((db.name.clone(), "origin_marker".into())),
+        own_server_ids: vec![ECHO_SERVER_ID],
         heartbeat: Duration::from_millis(500),
-        signals: None,
-        incarnations: None,
+        // The test's own database plays tandem's state database: its `origin_marker` tags echoes.
+        state: Some(StateTables { db: db.name.clone(), pipeline: "p".into() }),
+        own_rows: Default::default(),
     }
 }
 
@@ -88,12 +91,15 @@ impl Txn {
 struct Running {
     /// `PairState` events seen by `txns`, in order.
     states: Vec<(usize, Option<String>)>,
-    rx: mpsc::Receiver<SourceEvent>,
+    /// The source's channel read through an echo stage of one direction
+    /// (no registry): tandem's own transactions come out as `Idle`.
+    rx: EchoEvents,
     token: CancellationToken,
     task: tokio::task::JoinHandle<tandem::Result<()>>,
 }
 
 async fn start(db: &TestDb, pairs: Vec<PairSchema>, from: Option<BinlogPos>) -> (Running, BinlogPos) {
+    let stage = EchoStage::new(tandem::config::Side::Mysql, None, std::sync::Arc::new(pairs.clone()));
     let mut src = MysqlSource::connect(&endpoint(db), options(db), pairs).await.expect("connect");
     let pos = match from {
         Some(p) => p,
@@ -102,7 +108,7 @@ async fn start(db: &TestDb, pairs: Vec<PairSchema>, from: Option<BinlogPos>) -> 
     let (tx, rx) = mpsc::channel(16);
     let token = CancellationToken::new();
     let task = tokio::spawn(src.run(pos.clone(), tx, token.clone()));
-    (Running { states: Vec::new(), rx, token, task }, pos)
+    (Running { states: Vec::new(), rx: stage.events(rx), token, task }, pos)
 }
 
 impl Running {
@@ -111,7 +117,7 @@ impl Running {
         let mut out = Vec::new();
         let mut open: Option<Vec<Vec<Change>>> = None;
         while out.len() < n {
-            let ev = match tokio::time::timeout(Duration::from_secs(20), self.rx.recv()).await {
+            let ev = match tokio::time::timeout(Duration::from_secs(20), self.rx.next()).await {
                 Ok(Some(ev)) => ev,
                 Ok(None) => panic!("source ended: {:?}", (&mut self.task).await),
                 Err(_) => panic!("timed out after {} of {n} transactions: {out:#?}", out.len()),
@@ -125,7 +131,9 @@ impl Running {
                 SourceEvent::Commit(meta) => out.push(Txn { chunks: open.take().expect("Commit without Begin"), meta }),
                 SourceEvent::Idle(_) => assert!(open.is_none(), "Idle inside a transaction"),
                 SourceEvent::PairState { pair, paused } => self.states.push((pair, paused)),
-                SourceEvent::Signal { .. } => assert!(open.is_none(), "Signal inside a transaction"),
+                SourceEvent::Watermark { .. } => assert!(open.is_none(), "Watermark inside a transaction"),
+                SourceEvent::Barrier => assert!(open.is_none(), "Barrier inside a transaction"),
+                SourceEvent::Applied(_) => panic!("tandem's own transaction passed the echo stage"),
             }
         }
         out
@@ -134,7 +142,7 @@ impl Running {
     /// Asserts no transaction is delivered within `wait`.
     async fn quiet(&mut self, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;
-        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, self.rx.next()).await {
             assert!(matches!(ev, SourceEvent::Idle(_)), "unexpected {ev:?}");
         }
     }
@@ -143,7 +151,7 @@ impl Running {
     async fn until_error(&mut self) -> tandem::Error {
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
-                match self.rx.recv().await {
+                match self.rx.next().await {
                     Some(SourceEvent::Changes(c)) => panic!("unexpected changes: {c:?}"),
                     Some(_) => continue,
                     None => break (&mut self.task).await.expect("joins").expect_err("the stream fails"),
@@ -417,7 +425,7 @@ async fn file_positions_follow_rotation_and_resume() {
     // Heartbeats keep an idle stream talking.
     let idle = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            if let Some(SourceEvent::Idle(p)) = src.rx.recv().await {
+            if let Some(SourceEvent::Idle(p)) = src.rx.next().await {
                 break p;
             }
         }
@@ -457,11 +465,12 @@ async fn row_metadata_full_decodes_across_later_ddl() {
     exec(&mut my, "INSERT INTO m VALUES (5, 1, 'new')").await;
 
     // information_schema now has 3 columns in a new order; the first row event has 2.
+    let stage = EchoStage::new(tandem::config::Side::Mysql, None, std::sync::Arc::new(pairs.clone()));
     let src = MysqlSource::connect(&ep, opts, pairs).await.expect("connect");
     let (tx, rx) = mpsc::channel(16);
     let token = CancellationToken::new();
     let task = tokio::spawn(src.run(before, tx, token.clone()));
-    let mut running = Running { states: Vec::new(), rx, token, task };
+    let mut running = Running { states: Vec::new(), rx: stage.events(rx), token, task };
     let txns = running.txns(2).await;
     assert_eq!(txns[0].changes()[0].after, Some(vec![Value::UInt(u64::MAX), Value::Text("old".into())]));
     assert_eq!(txns[1].changes()[0].after, Some(vec![Value::UInt(1), Value::Text("new".into())]), "w = 5 is not paired");

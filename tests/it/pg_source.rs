@@ -1,6 +1,7 @@
 //! The Postgres source against the shared throwaway PG 15: pgoutput events for
 //! inserts/updates/deletes/truncate (TOAST values untouched by an update come
-//! as `Unchanged`), echo suppression of our own origin, transactions without
+//! as `Unchanged`), echo suppression of our own origin (the source delivers
+//! it as tandem's, read here through the echo stage), transactions without
 //! paired changes as `Idle`, chunking of a large transaction, the slot's
 //! `confirmed_flush_lsn` moving only to what was acknowledged (and a restart
 //! resuming after it), keepalive `Idle`s letting an idle slot advance, the
@@ -12,7 +13,9 @@ use std::time::Duration;
 use tandem::config::{Endpoint, Owner, Secret, TableName, TlsMode};
 use tandem::model::{Lsn, Op, SourceEvent, SourcePos, Value};
 use tandem::schema::{ColumnSchema, PairSchema, ValueKind};
+use tandem::echo::{EchoEvents, EchoStage};
 use tandem::source::postgres::{identify_system, PostgresSource, PostgresSourceOptions, ReplicationConn};
+use tandem::source::EventStream;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -82,16 +85,18 @@ fn options(db: &support::TestDb, chunk_rows: usize, status_interval: Duration) -
     PostgresSourceOptions {
         slot: db.name.clone(),
         publication: db.name.clone(),
-        origin_to_skip: format!("tandem_{}", db.name),
+        origin: format!("tandem_{}", db.name),
         chunk_rows,
         status_interval,
-        incarnations: None,
+        own_rows: Default::default(),
     }
 }
 
 struct Running {
-    rx: mpsc::Receiver<SourceEvent>,
-    acked: watch::Sender<Lsn>,
+    /// The source's channel read through an echo stage of one direction
+    /// (no registry): tandem's own transactions come out as `Idle`.
+    rx: EchoEvents,
+    acked: watch::Sender<SourcePos>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<tandem::Result<()>>,
 }
@@ -107,12 +112,13 @@ async fn start_with(
     capacity: usize,
     pairs: Vec<PairSchema>,
 ) -> Running {
+    let stage = EchoStage::new(tandem::config::Side::Postgres, None, std::sync::Arc::new(pairs.clone()));
     let source = PostgresSource::connect(&endpoint(&db.name, "postgres", None), opts, pairs).await.unwrap();
     let (tx, rx) = mpsc::channel(capacity);
-    let (acked, acked_rx) = watch::channel(Lsn(0));
+    let (acked, acked_rx) = watch::channel(SourcePos::Postgres(Lsn(0)));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(source.run(start, tx, acked_rx, shutdown.clone()));
-    Running { rx, acked, shutdown, task }
+    Running { rx: stage.events(rx), acked, shutdown, task }
 }
 
 impl Running {
@@ -121,7 +127,7 @@ impl Running {
         let mut events = Vec::new();
         let mut seen = 0;
         while seen < commits {
-            let ev = tokio::time::timeout(WAIT, self.rx.recv()).await.expect("events in time").expect("source alive");
+            let ev = tokio::time::timeout(WAIT, self.rx.next()).await.expect("events in time").expect("source alive");
             seen += usize::from(matches!(ev, SourceEvent::Commit(_)));
             events.push(ev);
         }
@@ -209,7 +215,8 @@ async fn pg_source_streams_changes_unchanged_toast_truncate_and_skips_own_origin
     assert_eq!(truncate.len(), 1);
     assert_eq!((truncate[0].op, truncate[0].key.is_empty()), (Op::Truncate, true));
 
-    for (i, seq) in [(0, 1), (3, 2), (6, 3), (9, 4)] {
+    // The echo was numbered 4 by the source (its transaction went on as an Idle).
+    for (i, seq) in [(0, 1), (3, 2), (6, 3), (9, 5)] {
         assert!(matches!(txns[i], SourceEvent::Begin { txn_seq, .. } if *txn_seq == seq));
         let SourceEvent::Commit(meta) = txns[i + 2] else { panic!("commit expected: {events:#?}") };
         assert_eq!((meta.txn_seq, meta.origin.as_deref()), (seq, None));
@@ -266,7 +273,7 @@ async fn pg_source_confirms_only_what_was_acknowledged_and_resumes_after_it() {
     let lsns = commit_lsns(&run.until_commits(3).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(confirmed_flush(&pg, &db.name).await, initial, "nothing acknowledged yet");
-    run.acked.send(lsns[0]).unwrap();
+    run.acked.send(SourcePos::Postgres(lsns[0])).unwrap();
     wait_confirmed(&pg, &db.name, lsns[0]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(confirmed_flush(&pg, &db.name).await, lsns[0], "status updates never go beyond the ack");
@@ -276,7 +283,7 @@ async fn pg_source_confirms_only_what_was_acknowledged_and_resumes_after_it() {
     let mut run = start(&db, opts, lsns[0], 64).await;
     let again = commit_lsns(&run.until_commits(2).await);
     assert_eq!(again, lsns[1..].to_vec());
-    run.acked.send(lsns[2]).unwrap();
+    run.acked.send(SourcePos::Postgres(lsns[2])).unwrap();
     wait_confirmed(&pg, &db.name, lsns[2]).await;
     run.stop().await;
 }
@@ -337,14 +344,14 @@ async fn pg_source_idle_keepalives_let_the_slot_advance_past_unpublished_writes(
 
     let mut run = start(&db, options(&db, 100, Duration::from_millis(100)), Lsn(0), 64).await;
     let idle = loop {
-        let ev = tokio::time::timeout(WAIT, run.rx.recv()).await.expect("an Idle in time").expect("source alive");
+        let ev = tokio::time::timeout(WAIT, run.rx.next()).await.expect("an Idle in time").expect("source alive");
         match ev {
             SourceEvent::Idle(SourcePos::Postgres(l)) if l >= target => break l,
             SourceEvent::Idle(_) => {}
             other => panic!("only Idle expected for unpublished writes, got {other:?}"),
         }
     };
-    run.acked.send(idle).unwrap();
+    run.acked.send(SourcePos::Postgres(idle)).unwrap();
     wait_confirmed(&pg, &db.name, idle).await;
     run.stop().await;
 }

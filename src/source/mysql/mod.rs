@@ -34,32 +34,38 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 
 use crate::config::Endpoint;
-use crate::model::{BinlogPos, MariaGtid, SourceEvent};
+use crate::model::{BinlogPos, MariaGtid, SourceEvent, SourcePos};
 use crate::schema::PairSchema;
 use crate::{Error, Result};
 
 /// Settings of the binlog reader.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct MysqlSourceOptions {
     /// Replica server id of the dump connection (unique among replicas).
     pub server_id: u32,
     /// Maximum changes per `SourceEvent::Changes` chunk.
     pub chunk_rows: usize,
-    /// Echo tags: transactions whose events carry one of these server ids are dropped.
-    pub skip_server_ids: Vec<u32>,
-    /// `(db, table)` of `tandem.origin_marker`: a transaction whose first row
-    /// event touches it is dropped (echo).
-    pub marker_table: Option<(String, String)>,
+    /// Echo tags: transactions whose events carry one of these server ids
+    /// are tandem's own (`Origin::Tandem`).
+    pub own_server_ids: Vec<u32>,
     /// Heartbeat period the server is asked for; idle streams still emit `Idle`.
     pub heartbeat: Duration,
-    /// `(db, table)` of `tandem.signals` and the pipeline whose backfill
-    /// watermarks in it are delivered as `SourceEvent::Signal`.
-    pub signals: Option<(String, String, String)>,
-    /// Row incarnations (both directions running): the registry, and
-    /// `(db, table)` of `tandem.checkpoints`, whose `postgres_to_mysql` row
-    /// of the pipeline (`signals`) names the Postgres position each of
-    /// tandem's transactions applied.
-    pub incarnations: Option<(crate::conflict::incarnation::Tracking, (String, String))>,
+    /// tandem's state tables on this server, read from the stream: a
+    /// transaction whose first row event touches the origin marker is
+    /// tandem's own; the pipeline's `checkpoints` row in it names the
+    /// position it applied; its rows inserted into `signals` are backfill
+    /// watermarks.
+    pub state: Option<StateTables>,
+    /// Whether to deliver the rows of tandem's own transactions too.
+    pub own_rows: crate::source::OwnRows,
+}
+
+/// Where tandem's state tables live on the source server, and whose rows
+/// in them this source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTables {
+    pub db: String,
+    pub pipeline: String,
 }
 
 impl MysqlSourceOptions {
@@ -67,11 +73,10 @@ impl MysqlSourceOptions {
         MysqlSourceOptions {
             server_id,
             chunk_rows: 1000,
-            skip_server_ids: Vec::new(),
-            marker_table: None,
+            own_server_ids: Vec::new(),
             heartbeat: Duration::from_secs(5),
-            signals: None,
-            incarnations: None,
+            state: None,
+            own_rows: crate::source::OwnRows::default(),
         }
     }
 }
@@ -250,6 +255,62 @@ impl MysqlSource {
         }
         let streamer = stream::Streamer::new(self.endpoint, self.opts, tables, self.conn, self.flavor, &start, tx, shutdown)?;
         streamer.run(start).await
+    }
+}
+
+impl crate::source::Source for MysqlSource {
+    /// Nothing is confirmed to a binlog server: the stream resumes from the checkpoint.
+    const ACK_IS_DURABLE: bool = false;
+
+    async fn resume(&mut self, checkpoint: Option<&SourcePos>, stored_identity: Option<&str>) -> Result<crate::source::Resume> {
+        let identity = self.server_identity().await?;
+        let start = match checkpoint {
+            Some(SourcePos::Mysql(p)) => {
+                check_identity(p, stored_identity, &identity)?;
+                p.clone()
+            }
+            Some(other) => return Err(Error::Checkpoint(format!("{other} is not a binlog position"))),
+            None => {
+                let p = self.current_position().await?;
+                tracing::warn!(position = %p, "no checkpoint (run `tandem init`); starting at the server's current position");
+                p
+            }
+        };
+        Ok(crate::source::Resume { start: SourcePos::Mysql(start), identity: Some(identity.to_string()) })
+    }
+
+    async fn run(
+        self,
+        start: SourcePos,
+        out: tokio::sync::mpsc::Sender<SourceEvent>,
+        _acked: tokio::sync::watch::Receiver<SourcePos>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<()> {
+        let SourcePos::Mysql(start) = start else {
+            return Err(Error::Checkpoint(format!("{start} is not a binlog position")));
+        };
+        MysqlSource::run(self, start, out, shutdown).await
+    }
+}
+
+/// Refuses a file:position checkpoint taken on another server (after a
+/// failover the same file name and offset mean something else).
+pub fn check_identity(start: &BinlogPos, stored: Option<&str>, current: &ServerIdentity) -> Result<()> {
+    let Some(stored) = stored else { return Ok(()) };
+    if stored == current.to_string() {
+        return Ok(());
+    }
+    match start {
+        BinlogPos::File { .. } => Err(Error::Checkpoint(format!(
+            "the mysql→postgres checkpoint {start} was taken on server {stored}, but the server now is {current}; \
+             a binlog file position means nothing on another server. If this is a failover to a replica with the same data, \
+             enable GTIDs and run `tandem init` again, or delete the checkpoint row (direction 'mysql_to_postgres' in the \
+             Postgres state table checkpoints) and backfill; nothing was applied."
+        ))),
+        _ => {
+            tracing::warn!(stored, %current, "binlog server changed; resuming by GTID position");
+            Ok(())
+        }
     }
 }
 

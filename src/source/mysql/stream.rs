@@ -2,8 +2,12 @@
 //! boundaries, echo suppression, chunked emission and position tracking.
 //!
 //! Invariants: a transaction is `Begin`…`Commit` or a single `Idle`; `Begin` is
-//! sent lazily with the first chunk, after the echo decision (server id of the
-//! group's events, or a first row event on the marker table); the position in
+//! sent lazily with the first chunk, after the origin decision (a server id
+//! of tandem's in the group's events, or a first row event on the origin
+//! marker: `Origin::Tandem`, delivered whatever it touched, its rows only
+//! while `OwnRows` asks, its `tandem.checkpoints` row as `Applied`); rows
+//! of this pipeline inserted into `tandem.signals` outside tandem's own
+//! transactions are delivered as `Watermark`s after their commit; the position in
 //! a `Commit`/`Idle` is the position after that transaction (MariaDB GTID list,
 //! MySQL GTID set, or file:end-of-commit-event, by the kind of the start
 //! position); after DDL the column metadata is re-read before any later row is
@@ -27,8 +31,7 @@ use super::gtid_set::{uuid_text, GtidSet};
 use super::rows::TableDecoder;
 use super::{Flavor, MysqlSourceOptions};
 use crate::config::{Direction, Endpoint};
-use crate::conflict::incarnation::{deleted_key, note_echo_write, KeyRef};
-use crate::model::{BinlogPos, Change, MariaGtid, Op, SourceEvent, SourcePos, TxnMeta};
+use crate::model::{BinlogPos, Change, MariaGtid, Op, Origin, SourceEvent, SourcePos, TxnMeta};
 use crate::schema::PairSchema;
 use crate::{Error, Result};
 
@@ -60,7 +63,7 @@ enum TxnGtid {
 #[derive(Default)]
 struct OpenTxn {
     gtid: Option<TxnGtid>,
-    /// tandem wrote it: drop it whole.
+    /// tandem wrote it (`Origin::Tandem`).
     echo: bool,
     seen_rows: bool,
     /// Part of an XA transaction: tandem cannot replicate its rows.
@@ -70,35 +73,10 @@ struct OpenTxn {
     buf: Vec<Change>,
     /// Exact commit time when the server logged one (MySQL 8 GTID event), µs.
     commit_ts: Option<i64>,
-    /// Backfill watermarks written in this transaction.
-    signals: Vec<crate::backfill::Signal>,
-    /// Echo: the Postgres position tandem's transaction applied.
-    applied: Option<SourcePos>,
-    /// Keys this transaction deleted, and pairs it truncated (tombstones).
-    deleted: Vec<KeyRef>,
-    truncated: Vec<usize>,
-    /// Echo: tandem's writes to forward (`crate::conflict::incarnation`).
-    forward: Vec<Change>,
-    /// How many of `buf`'s changes `note_deletes` has looked at.
-    noted: usize,
-    /// tandem's writes forwarded as MySQL's outcome (`SourceEvent::Begin`).
-    forwarded: bool,
-}
-
-/// Adds the keys deleted (and pairs truncated) by `txn.buf`'s changes not
-/// looked at yet to the transaction's tombstones, when tracking them.
-fn note_deletes(pairs: &HashMap<(String, String), PairSchema>, tracking: bool, txn: &mut OpenTxn) {
-    if tracking && !txn.echo {
-        for c in txn.buf.iter().skip(txn.noted) {
-            if c.op == Op::Truncate {
-                txn.truncated.push(c.pair);
-            } else if txn.deleted.len() < crate::conflict::incarnation::MAX_TOMBSTONES {
-                let schema = pairs.values().find(|p| p.pair == c.pair);
-                txn.deleted.extend(schema.and_then(|p| deleted_key(c, p)));
-            }
-        }
-    }
-    txn.noted = txn.buf.len();
+    /// Payloads of this pipeline's backfill watermarks written in this transaction.
+    watermarks: Vec<String>,
+    /// tandem's own transaction: the position its checkpoint row names.
+    applied: Option<String>,
 }
 
 /// What a TABLE_MAP's table is to tandem.
@@ -144,11 +122,7 @@ pub(super) struct Streamer {
     last_idle: std::time::Instant,
     tx: Sender<SourceEvent>,
     shutdown: CancellationToken,
-    /// The Postgres position applied on this side as of the stream so far.
-    seen: Option<SourcePos>,
 }
-
-const DIRECTION: Direction = Direction::MysqlToPostgres;
 
 /// Minimum spacing of `Idle` events for filtered transactions under load.
 const IDLE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -173,7 +147,6 @@ impl Streamer {
                 return Err(Error::Checkpoint(format!("start position {other} does not fit a {flavor:?} server")));
             }
         };
-        let seen = opts.incarnations.as_ref().and_then(|(t, _)| t.seen.clone());
         Ok(Streamer {
             endpoint,
             opts,
@@ -192,7 +165,6 @@ impl Streamer {
             last_idle: std::time::Instant::now(),
             tx,
             shutdown,
-            seen,
         })
     }
 
@@ -395,7 +367,7 @@ impl Streamer {
 
     /// Opens a transaction (event group).
     fn open(&mut self, ev: &Event, gtid: Option<TxnGtid>) -> &mut OpenTxn {
-        let echo = self.opts.skip_server_ids.contains(&ev.header().server_id());
+        let echo = self.opts.own_server_ids.contains(&ev.header().server_id());
         self.txn.insert(OpenTxn { gtid, echo, ..Default::default() })
     }
 
@@ -438,11 +410,12 @@ impl Streamer {
                 // TRUNCATE is logged as a statement: turn it into a Truncate change of its pair.
                 if let Some(table) = events::truncated_table(q.query_raw(), &q.schema()) {
                     if let Some(pair) = self.pairs.get(&table).map(|p| p.pair) {
+                        let own_rows = self.opts.own_rows.wanted();
                         let txn = match self.txn.as_mut() {
                             Some(t) => t,
                             None => self.open(ev, None),
                         };
-                        if !txn.echo {
+                        if !txn.echo || own_rows {
                             txn.buf.push(Change { pair, op: Op::Truncate, key: Vec::new(), before: None, after: None });
                         }
                         return self.finish_open(ev, Finish::Commit).await;
@@ -468,11 +441,12 @@ impl Streamer {
         }
         let tme = ev.read_event::<TableMapEvent<'_>>().map_err(|e| Error::Decode(format!("TABLE_MAP: {e}")))?.into_owned();
         let key = (tme.database_name().into_owned(), tme.table_name().into_owned());
-        let route = if self.opts.marker_table.as_ref() == Some(&key) {
+        let state = |table: &str| self.opts.state.as_ref().is_some_and(|st| st.db == key.0 && key.1 == table);
+        let route = if state(crate::state::names::ORIGIN_MARKER) {
             Route::Marker
-        } else if self.opts.signals.as_ref().is_some_and(|(db, t, _)| *db == key.0 && *t == key.1) {
+        } else if state(crate::state::names::SIGNALS) {
             Route::Signals
-        } else if self.opts.incarnations.as_ref().is_some_and(|(_, t)| *t == key) {
+        } else if state(crate::state::names::CHECKPOINTS) {
             Route::Checkpoints
         } else {
             match self.decoders.get(&key) {
@@ -525,27 +499,31 @@ impl Streamer {
             self.open(ev, None); // stream started inside a group
         }
         let Some(txn) = self.txn.as_mut() else { return Ok(None) };
-        txn.echo |= self.opts.skip_server_ids.contains(&ev.header().server_id());
+        txn.echo |= self.opts.own_server_ids.contains(&ev.header().server_id());
         if !txn.seen_rows {
             txn.seen_rows = true;
             txn.echo |= matches!(entry.route, Route::Marker);
         }
-        if txn.echo {
-            return self.decode_echo(&re, &entry);
-        }
+        let pipeline = self.opts.state.as_ref().map(|st| st.pipeline.as_str()).unwrap_or_default();
         let dec = match &entry.route {
+            Route::Paired(Ok(_)) if txn.echo && !self.opts.own_rows.wanted() => return Ok(None),
             Route::Paired(Ok(d)) => d.clone(),
+            Route::Paired(Err(_)) if txn.echo => return Ok(None),
             Route::Paired(Err(e)) => {
                 let pair = self.pairs.get(&(entry.tme.database_name().into_owned(), entry.tme.table_name().into_owned()));
                 return Err(Error::Schema { pair: pair.map(|p| p.name.clone()).unwrap_or_default(), message: e.clone() });
             }
-            Route::Signals => {
-                let pipeline = self.opts.signals.as_ref().map(|(_, _, p)| p.as_str()).unwrap_or_default();
-                let found = signals_in(&re, &entry.tme, pipeline)?;
-                txn.signals.extend(found);
+            Route::Checkpoints if txn.echo => {
+                if let Some(position) = applied_in(&re, &entry.tme, pipeline)? {
+                    txn.applied = Some(position);
+                }
                 return Ok(None);
             }
-            Route::Marker | Route::Checkpoints | Route::Other => return Ok(None),
+            Route::Signals if !txn.echo => {
+                txn.watermarks.extend(signals_in(&re, &entry.tme, pipeline)?);
+                return Ok(None);
+            }
+            Route::Signals | Route::Marker | Route::Checkpoints | Route::Other => return Ok(None),
         };
         let colmap = match &entry.colmap {
             Ok(m) => m,
@@ -564,11 +542,10 @@ impl Streamer {
         if txn.begun.is_none() {
             self.txn_seq += 1;
             txn.begun = Some(self.txn_seq);
-            out.push(SourceEvent::Begin { txn_seq: self.txn_seq, seen: self.seen.clone(), forwarded: txn.forwarded });
+            let origin = if txn.echo { Origin::Tandem } else { Origin::Client };
+            out.push(SourceEvent::Begin { txn_seq: self.txn_seq, origin });
         }
         if !txn.buf.is_empty() {
-            note_deletes(&self.pairs, self.opts.incarnations.is_some(), txn);
-            txn.noted = 0;
             out.push(SourceEvent::Changes(std::mem::take(&mut txn.buf)));
         }
         for ev in out {
@@ -604,14 +581,14 @@ impl Streamer {
             _ => tracing::warn!(gtid = ?txn.gtid, "transaction without a usable GTID: position not advanced"),
         }
         let position = SourcePos::Mysql(self.tracker.position());
-        let signals = if how == Finish::Commit { std::mem::take(&mut txn.signals) } else { Vec::new() };
-        let watermark_only = !signals.is_empty() && !txn.echo && txn.begun.is_none() && txn.buf.is_empty();
+        let watermarks = if how == Finish::Commit { std::mem::take(&mut txn.watermarks) } else { Vec::new() };
+        let watermark_only = !watermarks.is_empty() && !txn.echo && txn.begun.is_none() && txn.buf.is_empty();
         // A watermark carries its own position: an Idle first could be acknowledged
         // before the watermark's work is done.
         let ok = if watermark_only { true } else { self.finish_txn(ev, txn, how, position.clone()).await? };
         if ok {
-            for signal in signals {
-                if !self.emit(SourceEvent::Signal { position: position.clone(), signal }).await? {
+            for payload in watermarks {
+                if !self.emit(SourceEvent::Watermark { position: position.clone(), payload }).await? {
                     return Ok(false);
                 }
             }
@@ -619,39 +596,10 @@ impl Streamer {
         Ok(ok)
     }
 
-    /// Delivers (or drops) a finished transaction ending at `position`.
-    async fn finish_txn(&mut self, ev: &Event, mut txn: OpenTxn, how: Finish, position: SourcePos) -> Result<bool> {
-        if how == Finish::Commit && self.opts.incarnations.is_some() {
-            let applied = txn.applied.take();
-            note_deletes(&self.pairs, self.opts.incarnations.is_some(), &mut txn);
-            if let Some((t, _)) = &self.opts.incarnations {
-                if txn.echo {
-                    txn.forward = t.reg.forwardable(crate::config::Side::Mysql, applied.as_ref(), &position, std::mem::take(&mut txn.forward));
-                } else {
-                    t.reg.record_deletes(crate::config::Side::Mysql, std::mem::take(&mut txn.deleted), &txn.truncated, &position);
-                }
-            }
-            if let Some(applied) = applied {
-                self.seen = Some(applied);
-            }
-            if txn.echo && !txn.forward.is_empty() {
-                // tandem's writes that met a row MySQL re-created: MySQL's outcome goes to Postgres.
-                ::metrics::counter!(crate::metrics::ECHO_FORWARDED, "direction" => DIRECTION.key()).increment(txn.forward.len() as u64);
-                let commit_ts = txn.commit_ts.unwrap_or(ev.header().timestamp() as i64 * 1_000_000);
-                let forward = std::mem::take(&mut txn.forward);
-                self.txn = Some(OpenTxn { buf: forward, forwarded: true, ..Default::default() });
-                if !self.flush().await? {
-                    return Ok(false);
-                }
-                let Some(sent) = self.txn.take() else { return Ok(true) };
-                let txn_seq = sent.begun.unwrap_or(self.txn_seq);
-                return self.emit(SourceEvent::Commit(TxnMeta { position, commit_ts, origin: None, txn_seq })).await;
-            }
-        }
-        if txn.echo {
-            ::metrics::counter!(crate::metrics::ECHO_SUPPRESSED, "direction" => DIRECTION.key()).increment(1);
-        }
-        let delivered = txn.begun.is_some() || !txn.buf.is_empty();
+    /// Delivers a finished transaction ending at `position` (or reports the
+    /// position when it has nothing to deliver).
+    async fn finish_txn(&mut self, ev: &Event, txn: OpenTxn, how: Finish, position: SourcePos) -> Result<bool> {
+        let delivered = txn.echo || txn.begun.is_some() || !txn.buf.is_empty();
         match how {
             Finish::Rollback if txn.begun.is_some() => Err(Error::Unsupported(
                 "a streamed transaction was rolled back in the binlog (mixed-engine rollback): cannot retract sent chunks".into(),
@@ -662,14 +610,20 @@ impl Streamer {
                 }
                 self.idle(false).await
             }
-            Finish::Commit if txn.echo || !delivered => self.idle(false).await,
+            Finish::Commit if !delivered => self.idle(false).await,
             Finish::Commit => {
                 let commit_ts = txn.commit_ts.unwrap_or(ev.header().timestamp() as i64 * 1_000_000);
+                let applied = txn.applied.clone();
                 self.txn = Some(txn);
                 if !self.flush().await? {
                     return Ok(false);
                 }
                 let Some(txn) = self.txn.take() else { return Ok(true) };
+                if let Some(applied) = applied {
+                    if !self.emit(SourceEvent::Applied(applied)).await? {
+                        return Ok(false);
+                    }
+                }
                 let txn_seq = txn.begun.unwrap_or(self.txn_seq);
                 self.emit(SourceEvent::Commit(TxnMeta { position, commit_ts, origin: None, txn_seq })).await
             }
@@ -696,39 +650,10 @@ impl Streamer {
     }
 }
 
-impl Streamer {
-    /// Reads what matters in a rows event of tandem's own transaction: the
-    /// Postgres position it applied (`tandem.checkpoints`) and, once MySQL
-    /// deleted something (`crate::conflict::incarnation`), its writes to
-    /// deleted keys: the candidates to forward at its commit.
-    fn decode_echo(&mut self, re: &mysql_async::binlog::events::RowsEventData<'_>, entry: &TableEntry) -> Result<Option<Vec<Change>>> {
-        let Some((tracking, _)) = self.opts.incarnations.as_ref() else { return Ok(None) };
-        let Some(txn) = self.txn.as_mut() else { return Ok(None) };
-        match &entry.route {
-            Route::Checkpoints => {
-                let pipeline = self.opts.signals.as_ref().map(|(_, _, p)| p.as_str()).unwrap_or_default();
-                if let Some(lsn) = applied_in(re, &entry.tme, pipeline)? {
-                    txn.applied = Some(SourcePos::Postgres(lsn));
-                }
-            }
-            Route::Paired(Ok(dec)) if tracking.reg.tracks_deletes(crate::config::Side::Mysql) => {
-                let Ok(colmap) = &entry.colmap else { return Ok(None) };
-                let schema = self.pairs.values().find(|p| p.pair == dec.pair);
-                for c in super::rows_event::decode_rows_event(re, &entry.tme, dec, colmap)? {
-                    let removed = schema.and_then(|p| deleted_key(&c, p));
-                    note_echo_write(&mut txn.forward, c, removed, |k| tracking.reg.tombstoned(crate::config::Side::Mysql, k));
-                }
-            }
-            _ => {}
-        }
-        Ok(None)
-    }
-}
-
 /// The Postgres position in `pipeline`'s `postgres_to_mysql` row written by
 /// one rows event on `tandem.checkpoints` (columns: pipeline, direction,
 /// position, server_identity, updated_at).
-fn applied_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Option<crate::model::Lsn>> {
+fn applied_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Option<String>> {
     use mysql_async::binlog::value::BinlogValue;
     let mut found = None;
     for row in re.rows(tme) {
@@ -741,14 +666,14 @@ fn applied_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMa
         if text(0).as_deref() != Some(pipeline.as_bytes()) || text(1).as_deref() != Some(Direction::PostgresToMysql.key().as_bytes()) {
             continue;
         }
-        found = text(2).and_then(|p| String::from_utf8(p).ok()).and_then(|p| p.parse().ok());
+        found = text(2).and_then(|p| String::from_utf8(p).ok());
     }
     Ok(found)
 }
 
-/// The watermarks of `pipeline` inserted by one rows event on `tandem.signals`
-/// (columns: id, pipeline, kind, payload, created_at).
-fn signals_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Vec<crate::backfill::Signal>> {
+/// The payloads of `pipeline`'s watermarks inserted by one rows event on
+/// `tandem.signals` (columns: id, pipeline, kind, payload, created_at).
+fn signals_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Vec<String>> {
     use mysql_async::binlog::value::BinlogValue;
     if !matches!(re, mysql_async::binlog::events::RowsEventData::WriteRowsEvent(_) | mysql_async::binlog::events::RowsEventData::WriteRowsEventV1(_)) {
         return Ok(Vec::new());
@@ -764,9 +689,9 @@ fn signals_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMa
         if text(1).as_deref() != Some(pipeline.as_bytes()) {
             continue;
         }
-        match text(3).and_then(|p| crate::backfill::Signal::parse_for(&p, pipeline)) {
-            Some(s) => out.push(s),
-            None => tracing::warn!("unreadable backfill watermark in tandem.signals ignored"),
+        match text(3).map(String::from_utf8) {
+            Some(Ok(payload)) => out.push(payload),
+            _ => tracing::warn!("unreadable backfill watermark in tandem.signals ignored"),
         }
     }
     Ok(out)

@@ -8,9 +8,15 @@
 //!   `chunk_rows` changes, `Commit`; at most one chunk is held in memory, never
 //!   a whole transaction;
 //! - `Begin` is emitted only once a paired change exists; a transaction without
-//!   paired changes, or tagged with our own origin (echo), yields only
-//!   `Idle(end_lsn)`; one already applied (commit at or before `start`) yields
-//!   nothing;
+//!   paired changes yields only `Idle(end_lsn)`; one already applied (commit
+//!   at or before `start`) yields nothing;
+//! - a transaction tagged with tandem's own replication origin is delivered as
+//!   an `Origin::Tandem` transaction whatever it touched: `Begin`, its rows
+//!   only while `OwnRows` asks for them, `Applied` with the position named by
+//!   the applier's logical message, `Commit`;
+//! - a transactional logical message with this pipeline's watermark prefix
+//!   becomes a `Watermark` after its transaction's `Commit` (instead of it
+//!   when the transaction has nothing else to deliver);
 //! - positions come only from Commit's `end_lsn` and keepalive `wal_end`, and
 //!   `Idle` from a keepalive is emitted only between transactions, when
 //!   everything committed before it has been delivered, and only forwards;
@@ -21,9 +27,8 @@
 
 use super::pgoutput::{OldTuple, PgOutputMessage, Relation, Tuple, TupleValue, TypeInfo};
 use super::values::decode_text;
-use crate::config::Side;
-use crate::conflict::incarnation::{deleted_key, note_echo_write, Incarnations, KeyRef};
-use crate::model::{Change, Lsn, Op, Row, SourceEvent, SourcePos, TxnMeta, Value};
+use crate::model::{Change, Lsn, Op, Origin, Row, SourceEvent, SourcePos, TxnMeta, Value};
+use crate::source::OwnRows;
 use crate::schema::{PairSchema, ValueKind};
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -50,8 +55,8 @@ struct RelationEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TxnMode {
     Deliver,
-    /// Our own write coming back: only an `Idle` at commit.
-    EchoSkip,
+    /// tandem's own write coming back: delivered as `Origin::Tandem`.
+    Own,
     /// Committed at or before the start position: nothing at all.
     AlreadyApplied,
 }
@@ -64,15 +69,10 @@ struct OpenTxn {
     /// `Some` once `Begin` was emitted.
     seq: Option<u64>,
     pending: Vec<Change>,
-    /// Backfill watermarks carried by the transaction (logical messages).
-    signals: Vec<crate::backfill::Signal>,
-    /// Echo: the MySQL position tandem's transaction applied.
-    applied: Option<SourcePos>,
-    /// Keys this transaction deleted, and pairs it truncated (tombstones).
-    deleted: Vec<KeyRef>,
-    truncated: Vec<usize>,
-    /// Echo: tandem's writes to forward (`crate::conflict::incarnation`).
-    forward: Vec<Change>,
+    /// Backfill watermark payloads carried by the transaction (logical messages).
+    watermarks: Vec<String>,
+    /// tandem's own transaction: the position its applied-position message names.
+    applied: Option<String>,
 }
 
 impl OpenTxn {
@@ -83,29 +83,10 @@ impl OpenTxn {
             mode,
             seq: None,
             pending: Vec::new(),
-            signals: Vec::new(),
+            watermarks: Vec::new(),
             applied: None,
-            deleted: Vec::new(),
-            truncated: Vec::new(),
-            forward: Vec::new(),
         }
     }
-}
-
-/// The schema of pair `pair` (at that index when the pairs are in order).
-fn schema_of(pairs: &[PairSchema], pair: usize) -> Option<&PairSchema> {
-    pairs.get(pair).filter(|p| p.pair == pair).or_else(|| pairs.iter().find(|p| p.pair == pair))
-}
-
-/// Row incarnation bookkeeping (`crate::conflict::incarnation`), when both
-/// directions run.
-#[derive(Debug)]
-struct Incarnation {
-    reg: std::sync::Arc<Incarnations>,
-    /// The MySQL position applied on this side as of the stream so far.
-    seen: Option<SourcePos>,
-    /// Prefix of the appliers' "applied position" messages.
-    applied_prefix: String,
 }
 
 /// The pgoutput → `SourceEvent` state machine.
@@ -114,9 +95,12 @@ pub struct Normalizer {
     pairs: Vec<PairSchema>,
     relations: HashMap<u32, RelationEntry>,
     types: HashMap<u32, TypeInfo>,
-    origin_to_skip: String,
+    /// This pipeline's replication origin: its transactions are tandem's own.
+    origin: String,
     /// Prefix of this pipeline's backfill watermark messages.
     signal_prefix: String,
+    /// Prefix of the appliers' applied-position messages.
+    applied_prefix: String,
     chunk_rows: usize,
     start: Lsn,
     last_seq: u64,
@@ -125,32 +109,32 @@ pub struct Normalizer {
     txn: Option<OpenTxn>,
     /// Pause state last sent per pair (`SourceEvent::PairState`).
     announced: HashMap<usize, Option<String>>,
-    incarnation: Option<Incarnation>,
+    own_rows: OwnRows,
 }
 
 impl Normalizer {
-    pub fn new(pairs: Vec<PairSchema>, origin_to_skip: String, chunk_rows: usize, start: Lsn) -> Self {
+    /// `origin`: the pipeline's replication origin (`tandem_<pipeline>`).
+    pub fn new(pairs: Vec<PairSchema>, origin: String, chunk_rows: usize, start: Lsn) -> Self {
         Normalizer {
             pairs,
             relations: HashMap::new(),
             types: HashMap::new(),
-            signal_prefix: crate::backfill::pg_message_prefix(&origin_to_skip),
-            origin_to_skip,
+            signal_prefix: crate::state::names::pg_signal_prefix(&origin),
+            applied_prefix: crate::state::names::pg_applied_prefix(&origin),
+            origin,
             chunk_rows: chunk_rows.max(1),
             start,
             last_seq: 0,
             last_pos: start,
             txn: None,
             announced: HashMap::new(),
-            incarnation: None,
+            own_rows: OwnRows::default(),
         }
     }
 
-    /// Tracks row incarnations with `reg`, shared with the applier writing to
-    /// Postgres; `seen` is the MySQL position applied on Postgres at `start`.
-    pub fn with_incarnations(mut self, reg: std::sync::Arc<Incarnations>, seen: Option<SourcePos>) -> Self {
-        let applied_prefix = crate::conflict::incarnation::pg_applied_prefix(&self.origin_to_skip);
-        self.incarnation = Some(Incarnation { reg, seen, applied_prefix });
+    /// Delivers the rows of tandem's own transactions while `own_rows` asks.
+    pub fn with_own_rows(mut self, own_rows: OwnRows) -> Self {
+        self.own_rows = own_rows;
         self
     }
 
@@ -197,11 +181,8 @@ impl Normalizer {
                 if txn.seq.is_some() || !txn.pending.is_empty() {
                     return Err(Error::Decode(format!("pgoutput Origin {:?} after changes", o.name)));
                 }
-                // tandem's own writes: the appliers' origin, and the one `check --repair`
-                // uses while the applier holds the first (one session per origin on PG ≤ 15).
-                let ours = o.name == self.origin_to_skip || o.name.strip_suffix("_repair") == Some(self.origin_to_skip.as_str());
-                if ours && txn.mode == TxnMode::Deliver {
-                    txn.mode = TxnMode::EchoSkip;
+                if crate::state::names::is_own_origin(&o.name, &self.origin) && txn.mode == TxnMode::Deliver {
+                    txn.mode = TxnMode::Own;
                 }
                 txn.origin = Some(o.name);
             }
@@ -255,134 +236,85 @@ impl Normalizer {
                 }
             }
             PgOutputMessage::Message(m) => {
-                if let Some(inc) = self.incarnation.as_ref().filter(|i| m.flags & 1 == 1 && m.prefix == i.applied_prefix) {
+                // Transactional messages only: a non-transactional one has no place in the stream.
+                let applied = m.prefix == self.applied_prefix;
+                if m.flags & 1 == 1 && (applied || m.prefix == self.signal_prefix) {
                     let txn = self.txn.as_mut().ok_or_else(|| outside("Message"))?;
-                    match std::str::from_utf8(&m.content).ok().and_then(|t| t.parse::<crate::model::BinlogPos>().ok()) {
-                        Some(p) => txn.applied = Some(SourcePos::Mysql(p)),
-                        None => tracing::warn!(prefix = %inc.applied_prefix, "unreadable applied-position message ignored"),
-                    }
-                }
-                // Transactional messages of this pipeline's prefix are backfill watermarks.
-                if m.flags & 1 == 1 && m.prefix == self.signal_prefix {
-                    let txn = self.txn.as_mut().ok_or_else(|| outside("Message"))?;
-                    match serde_json::from_slice::<crate::backfill::Signal>(&m.content) {
-                        Ok(signal) => txn.signals.push(signal),
-                        Err(e) => tracing::warn!(error = %e, "unreadable backfill watermark ignored"),
+                    match String::from_utf8(m.content.to_vec()) {
+                        Ok(text) if applied => txn.applied = Some(text),
+                        Ok(text) => txn.watermarks.push(text),
+                        Err(_) => tracing::warn!(prefix = %m.prefix, "logical message of this pipeline that is not UTF-8 ignored"),
                     }
                 }
             }
             PgOutputMessage::Commit(c) => {
-                let txn = self.txn.take().ok_or_else(|| outside("Commit"))?;
+                let mut txn = self.txn.take().ok_or_else(|| outside("Commit"))?;
                 if c.commit_lsn != txn.final_lsn {
                     tracing::debug!(begin = %txn.final_lsn, commit = %c.commit_lsn, "pgoutput commit LSN differs from Begin's");
                 }
                 let pos = SourcePos::Postgres(c.end_lsn);
-                let mut txn = txn;
-                let signals = if txn.mode == TxnMode::AlreadyApplied { Vec::new() } else { std::mem::take(&mut txn.signals) };
-                if let Some(inc) = self.incarnation.as_mut() {
-                    let applied = txn.applied.take();
-                    if txn.mode == TxnMode::EchoSkip {
-                        txn.forward = inc.reg.forwardable(Side::Postgres, applied.as_ref(), &pos, std::mem::take(&mut txn.forward));
-                    }
-                    if let Some(applied) = applied {
-                        inc.seen = Some(applied);
-                    }
-                    if txn.mode == TxnMode::Deliver {
-                        inc.reg.record_deletes(Side::Postgres, std::mem::take(&mut txn.deleted), &txn.truncated, &pos);
-                    }
-                }
+                let watermarks = if txn.mode == TxnMode::AlreadyApplied { Vec::new() } else { std::mem::take(&mut txn.watermarks) };
+                let meta = |txn_seq, origin| TxnMeta {
+                    position: pos.clone(),
+                    commit_ts: super::pgoutput::pg_time_to_unix_micros(c.commit_ts),
+                    origin,
+                    txn_seq,
+                };
                 match txn.mode {
                     TxnMode::AlreadyApplied => {}
-                    TxnMode::EchoSkip if !txn.forward.is_empty() => {
-                        // tandem's writes that met a row Postgres re-created: Postgres' outcome goes to MySQL.
-                        ::metrics::counter!(crate::metrics::ECHO_FORWARDED, "direction" => crate::config::Direction::PostgresToMysql.key())
-                            .increment(txn.forward.len() as u64);
-                        let txn_seq = self.begin(out, true);
-                        out.push(SourceEvent::Changes(txn.forward));
-                        self.last_pos = self.last_pos.max(c.end_lsn);
-                        out.push(SourceEvent::Commit(TxnMeta {
-                            position: pos.clone(),
-                            commit_ts: super::pgoutput::pg_time_to_unix_micros(c.commit_ts),
-                            origin: None,
-                            txn_seq,
-                        }));
-                    }
-                    TxnMode::EchoSkip => {
-                        self.last_pos = self.last_pos.max(c.end_lsn);
-                        out.push(SourceEvent::Idle(pos.clone()));
-                    }
                     TxnMode::Deliver if txn.seq.is_none() && txn.pending.is_empty() => {
                         // A watermark carries its own position: an Idle first could be
                         // acknowledged before the watermark's work is done.
-                        if c.end_lsn > self.start && signals.is_empty() {
+                        if c.end_lsn > self.start && watermarks.is_empty() {
                             self.last_pos = self.last_pos.max(c.end_lsn);
                             out.push(SourceEvent::Idle(pos.clone()));
                         }
                     }
-                    TxnMode::Deliver => {
+                    TxnMode::Deliver | TxnMode::Own => {
+                        let origin = if txn.mode == TxnMode::Own { Origin::Tandem } else { Origin::Client };
                         let txn_seq = match txn.seq {
                             Some(seq) => seq,
-                            None => self.begin(out, false),
+                            None => self.begin(out, origin),
                         };
                         if !txn.pending.is_empty() {
                             out.push(SourceEvent::Changes(txn.pending));
                         }
+                        if let Some(applied) = txn.applied {
+                            out.push(SourceEvent::Applied(applied));
+                        }
                         self.last_pos = self.last_pos.max(c.end_lsn);
-                        out.push(SourceEvent::Commit(TxnMeta {
-                            position: pos.clone(),
-                            commit_ts: super::pgoutput::pg_time_to_unix_micros(c.commit_ts),
-                            origin: txn.origin,
-                            txn_seq,
-                        }));
+                        out.push(SourceEvent::Commit(meta(txn_seq, txn.origin)));
                     }
                 }
-                for signal in signals {
-                    out.push(SourceEvent::Signal { position: pos.clone(), signal });
+                for payload in watermarks {
+                    out.push(SourceEvent::Watermark { position: pos.clone(), payload });
                 }
             }
         }
         Ok(())
     }
 
-    fn begin(&mut self, out: &mut Vec<SourceEvent>, forwarded: bool) -> u64 {
+    fn begin(&mut self, out: &mut Vec<SourceEvent>, origin: Origin) -> u64 {
         self.last_seq += 1;
-        let seen = self.incarnation.as_ref().and_then(|i| i.seen.clone());
-        out.push(SourceEvent::Begin { txn_seq: self.last_seq, seen, forwarded });
+        out.push(SourceEvent::Begin { txn_seq: self.last_seq, origin });
         self.last_seq
     }
 
     /// Queues a change of the open transaction; emits a chunk when full.
-    /// In an echo (decoded once this side deleted something), keeps the
-    /// writes to deleted keys: the candidates to forward at its commit.
     fn push(&mut self, change: Change, out: &mut Vec<SourceEvent>) {
-        if let (Some(inc), Some(txn)) = (self.incarnation.as_ref(), self.txn.as_mut()) {
-            if txn.mode == TxnMode::EchoSkip {
-                let removed = schema_of(&self.pairs, change.pair).and_then(|p| deleted_key(&change, p));
-                note_echo_write(&mut txn.forward, change, removed, |k| inc.reg.tombstoned(Side::Postgres, k));
-                return;
-            }
-            if change.op == Op::Truncate {
-                txn.truncated.push(change.pair);
-            } else if txn.deleted.len() < crate::conflict::incarnation::MAX_TOMBSTONES {
-                txn.deleted.extend(schema_of(&self.pairs, change.pair).and_then(|p| deleted_key(&change, p)));
-            }
-        }
-        let full = match self.txn.as_mut() {
-            Some(txn) => {
-                txn.pending.push(change);
-                txn.pending.len() >= self.chunk_rows
-            }
-            None => false,
-        };
-        if !full {
+        let Some(txn) = self.txn.as_mut() else { return };
+        txn.pending.push(change);
+        if txn.pending.len() < self.chunk_rows {
             return;
         }
-        let needs_begin = self.txn.as_ref().is_some_and(|t| t.seq.is_none());
-        let seq = if needs_begin { Some(self.begin(out, false)) } else { None };
-        if let Some(txn) = self.txn.as_mut() {
-            if seq.is_some() {
-                txn.seq = seq;
+        let origin = if txn.mode == TxnMode::Own { Origin::Tandem } else { Origin::Client };
+        if txn.seq.is_none() {
+            let seq = self.begin(out, origin);
+            if let Some(txn) = self.txn.as_mut() {
+                txn.seq = Some(seq);
             }
+        }
+        if let Some(txn) = self.txn.as_mut() {
             out.push(SourceEvent::Changes(std::mem::take(&mut txn.pending)));
         }
     }
@@ -399,10 +331,9 @@ impl Normalizer {
         let entry = self.relations.get(&rel_id).ok_or_else(|| {
             Error::Decode(format!("pgoutput {what} for relation {rel_id} before its Relation message"))
         })?;
-        let forwarding = txn.mode == TxnMode::EchoSkip && self.incarnation.as_ref().is_some_and(|i| i.reg.tracks_deletes(Side::Postgres));
         match (&entry.mapping, txn.mode) {
             (Some(map), TxnMode::Deliver) => build(self, map).map(Some),
-            (Some(map), TxnMode::EchoSkip) if forwarding => build(self, map).map(Some),
+            (Some(map), TxnMode::Own) if self.own_rows.wanted() => build(self, map).map(Some),
             _ => Ok(None),
         }
     }

@@ -126,7 +126,7 @@ fn insert_update_delete_map_columns_by_pg_name() {
     assert_eq!(
         ev,
         vec![
-            SourceEvent::Begin { txn_seq: 1, seen: None, forwarded: false },
+            SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Client },
             SourceEvent::Changes(vec![
                 Change {
                     pair: 3,
@@ -283,14 +283,39 @@ fn transactions_without_paired_changes_become_idle() {
 }
 
 #[test]
-fn own_origin_is_skipped_with_idle_other_origins_are_kept() {
+fn own_origin_is_delivered_as_tandems_with_its_applied_position_other_origins_as_clients() {
     let mut n = normalizer(100, 0);
     let origin = |name: &str| PgOutputMessage::Origin(Origin { origin_lsn: Lsn(0), name: name.into() });
-    let ev = run(&mut n, vec![relation(), begin(0x100), origin("tandem_crm"), insert(7, "1"), commit(0x100, 0x130)]);
-    assert_eq!(ev, vec![SourceEvent::Idle(SourcePos::Postgres(Lsn(0x130)))]);
+    let applied = message("tandem_crm_applied", true, "file:b.000001:500");
+    let ev = run(&mut n, vec![relation(), begin(0x100), origin("tandem_crm"), insert(7, "1"), applied, commit(0x100, 0x130)]);
+    assert!(matches!(ev.as_slice(), [
+        SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Tandem },
+        SourceEvent::Applied(p),
+        SourceEvent::Commit(m),
+    ] if p == "file:b.000001:500" && m.position == SourcePos::Postgres(Lsn(0x130))), "no rows unless asked: {ev:?}");
+    // `check --repair`'s origin is tandem's too; an unpaired own transaction is still delivered.
+    let ev = run(&mut n, vec![other_relation(), begin(0x140), origin("tandem_crm_repair"), insert(8, "1"), commit(0x140, 0x150)]);
+    assert!(matches!(ev.as_slice(), [SourceEvent::Begin { origin: crate::model::Origin::Tandem, .. }, SourceEvent::Commit(_)]), "{ev:?}");
     let ev = run(&mut n, vec![begin(0x200), origin("sub_x"), insert(7, "2"), commit(0x200, 0x230)]);
     assert_eq!(ev.len(), 3);
-    assert!(matches!(&ev[2], SourceEvent::Commit(m) if m.origin.as_deref() == Some("sub_x") && m.txn_seq == 1));
+    assert!(matches!(&ev[0], SourceEvent::Begin { origin: crate::model::Origin::Client, .. }));
+    assert!(matches!(&ev[2], SourceEvent::Commit(m) if m.origin.as_deref() == Some("sub_x") && m.txn_seq == 3));
+}
+
+#[test]
+fn rows_of_own_transactions_come_once_asked() {
+    let own_rows = crate::source::OwnRows::default();
+    let mut n = normalizer(100, 0).with_own_rows(own_rows.clone());
+    let origin = PgOutputMessage::Origin(Origin { origin_lsn: Lsn(0), name: "tandem_crm".into() });
+    let ev = run(&mut n, vec![relation(), begin(0x100), origin.clone(), insert(7, "1"), commit(0x100, 0x130)]);
+    assert!(!ev.iter().any(|e| matches!(e, SourceEvent::Changes(_))), "{ev:?}");
+    own_rows.ask();
+    let ev = run(&mut n, vec![begin(0x200), origin, insert(7, "2"), commit(0x200, 0x230)]);
+    assert!(matches!(ev.as_slice(), [
+        SourceEvent::Begin { origin: crate::model::Origin::Tandem, .. },
+        SourceEvent::Changes(c),
+        SourceEvent::Commit(_),
+    ] if c.len() == 1 && c[0].key == vec![Value::Int(2)]), "{ev:?}");
 }
 
 #[test]
@@ -316,7 +341,7 @@ fn large_transactions_stream_in_chunks() {
     n.handle(insert(7, "1"), &mut out).unwrap();
     assert!(out.is_empty(), "one change is buffered");
     n.handle(insert(7, "2"), &mut out).unwrap();
-    assert!(matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 1, seen: None, forwarded: false }, SourceEvent::Changes(c)] if c.len() == 2));
+    assert!(matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Client }, SourceEvent::Changes(c)] if c.len() == 2));
     out.clear();
     for i in 3..=5 {
         n.handle(insert(7, &i.to_string()), &mut out).unwrap();
@@ -333,7 +358,7 @@ fn large_transactions_stream_in_chunks() {
         n.handle(m, &mut out).unwrap();
     }
     assert!(
-        matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 2, seen: None, forwarded: false }, SourceEvent::Changes(c), SourceEvent::Commit(_)] if c.len() == 2)
+        matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 2, origin: crate::model::Origin::Client }, SourceEvent::Changes(c), SourceEvent::Commit(_)] if c.len() == 2)
     );
 }
 
@@ -406,38 +431,8 @@ fn backfill_watermarks_of_this_pipeline_follow_their_transaction() {
             commit(200, 210),
         ],
     );
-    assert_eq!(out, vec![SourceEvent::Signal { position: SourcePos::Postgres(Lsn(210)), signal: s.clone() }], "no Idle that could be acknowledged first");
+    assert_eq!(out, vec![SourceEvent::Watermark { position: SourcePos::Postgres(Lsn(210)), payload: json.clone() }], "no Idle that could be acknowledged first");
     // A watermark at or before the start position was dealt with before the restart.
     let mut n = normalizer(100, 300);
     assert!(run(&mut n, vec![begin(200), message("tandem_crm_signal", true, &json), commit(200, 210)]).is_empty());
-}
-
-/// Row incarnations (`crate::conflict::incarnation`): an echo's write to a key
-/// Postgres deleted after the batch's `seen` is forwarded to MySQL as
-/// Postgres' outcome — unless the same echo deleted the key again.
-#[test]
-fn an_echo_forwards_writes_to_keys_deleted_meanwhile_but_not_ones_it_deleted_again() {
-    use crate::conflict::incarnation::Incarnations;
-    let reg = std::sync::Arc::new(Incarnations::default());
-    let mut n = normalizer(100, 0).with_incarnations(reg.clone(), None);
-    let delete = |id: &str| PgOutputMessage::Delete(Delete { relation: 7, old: OldTuple::Full(tup(t("n"), id, t("a@x"))) });
-    let origin = PgOutputMessage::Origin(Origin { origin_lsn: Lsn(0), name: "tandem_crm".into() });
-    let binlog = |n: u64| SourcePos::Mysql(crate::model::BinlogPos::File { file: "b.000001".into(), pos: n });
-    let applied = |n: u64| message("tandem_crm_applied", true, &format!("file:b.000001:{n}"));
-    // Postgres deletes keys 1 and 2 itself.
-    let ev = run(&mut n, vec![relation(), begin(0x100), delete("1"), delete("2"), commit(0x100, 0x130)]);
-    assert_eq!(ev.len(), 3, "{ev:?}");
-    // Two batches the applier wrote, both from MySQL changes that had not seen that delete.
-    reg.batch_committing(Side::Postgres, &binlog(500), Some(&SourcePos::Postgres(Lsn(0x50))));
-    reg.batch_committing(Side::Postgres, &binlog(600), Some(&SourcePos::Postgres(Lsn(0x50))));
-    // The first re-created key 1 (and wrote key 3, never deleted here): key 1 is forwarded.
-    let ev = run(&mut n, vec![begin(0x200), origin.clone(), applied(500), insert(7, "1"), insert(7, "3"), commit(0x200, 0x230)]);
-    let forwarded = |ev: &[SourceEvent]| -> Vec<Change> {
-        ev.iter().filter_map(|e| if let SourceEvent::Changes(c) = e { Some(c.clone()) } else { None }).flatten().collect()
-    };
-    assert!(matches!(ev.first(), Some(SourceEvent::Begin { forwarded: true, .. })), "{ev:?}");
-    assert_eq!(forwarded(&ev).iter().map(|c| (c.op, c.key.clone())).collect::<Vec<_>>(), vec![(Op::Insert, vec![Value::Int(1)])]);
-    // The second re-created key 2 and then applied MySQL's delete of it: both sides lack it, nothing to forward.
-    let ev = run(&mut n, vec![begin(0x300), origin, applied(600), insert(7, "2"), delete("2"), commit(0x300, 0x330)]);
-    assert_eq!(ev, vec![SourceEvent::Idle(SourcePos::Postgres(Lsn(0x330)))], "a forward here would re-create key 2 in MySQL only");
 }

@@ -16,7 +16,7 @@ use super::conn::{ReplicationConn, ReplicationMessage, ReplicationStream};
 use super::normalize::Normalizer;
 use super::pgoutput;
 use crate::config::Endpoint;
-use crate::model::{Lsn, SourceEvent};
+use crate::model::{Lsn, SourceEvent, SourcePos};
 use crate::schema::PairSchema;
 use crate::{Error, Result};
 use std::time::Duration;
@@ -28,14 +28,15 @@ use tokio_util::sync::CancellationToken;
 pub struct PostgresSourceOptions {
     pub slot: String,
     pub publication: String,
-    /// Our own replication origin (`tandem_<pipeline>`): its transactions are echoes.
-    pub origin_to_skip: String,
+    /// The pipeline's replication origin (`tandem_<pipeline>`): its
+    /// transactions are tandem's own (delivered as `Origin::Tandem`).
+    pub origin: String,
     /// Most changes per `SourceEvent::Changes`.
     pub chunk_rows: usize,
     /// How often to send a standby status update when nothing else triggers one.
     pub status_interval: Duration,
-    /// Row incarnations, when both directions run (`crate::conflict::incarnation`).
-    pub incarnations: Option<crate::conflict::incarnation::Tracking>,
+    /// Whether to deliver the rows of tandem's own transactions too.
+    pub own_rows: crate::source::OwnRows,
 }
 
 impl PostgresSourceOptions {
@@ -45,10 +46,10 @@ impl PostgresSourceOptions {
         PostgresSourceOptions {
             slot: name.clone(),
             publication: name.clone(),
-            origin_to_skip: name,
+            origin: name,
             chunk_rows: 1000,
             status_interval: Duration::from_secs(10),
-            incarnations: None,
+            own_rows: crate::source::OwnRows::default(),
         }
     }
 }
@@ -88,7 +89,7 @@ impl PostgresSource {
         self,
         start: Lsn,
         tx: mpsc::Sender<SourceEvent>,
-        acked: watch::Receiver<Lsn>,
+        acked: watch::Receiver<SourcePos>,
         shutdown: CancellationToken,
     ) -> Result<()> {
         let PostgresSource { conn, opts, pairs, describe } = self;
@@ -100,15 +101,34 @@ impl PostgresSource {
         let mut ticker = tokio::time::interval(opts.status_interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut session = Session { stream, acked, acked_open: true, ticker, shutdown, tx, start };
-        let mut normalizer = Normalizer::new(pairs, opts.origin_to_skip.clone(), opts.chunk_rows, start);
-        if let Some(t) = &opts.incarnations {
-            normalizer = normalizer.with_incarnations(std::sync::Arc::clone(&t.reg), t.seen.clone());
-        }
+        let mut normalizer = Normalizer::new(pairs, opts.origin.clone(), opts.chunk_rows, start).with_own_rows(opts.own_rows.clone());
         let result = session.pump(&mut normalizer).await;
         match result {
             Ok(()) => session.finish().await,
             Err(e) => Err(e),
         }
+    }
+}
+
+impl crate::source::Source for PostgresSource {
+    /// The slot never sends again what was confirmed.
+    const ACK_IS_DURABLE: bool = true;
+
+    async fn resume(&mut self, checkpoint: Option<&SourcePos>, _stored_identity: Option<&str>) -> Result<crate::source::Resume> {
+        let start = match checkpoint {
+            Some(SourcePos::Postgres(l)) => *l,
+            Some(other) => return Err(Error::Checkpoint(format!("{other} is not a Postgres LSN"))),
+            // The slot starts where `tandem init` created it.
+            None => Lsn(0),
+        };
+        Ok(crate::source::Resume { start: SourcePos::Postgres(start), identity: None })
+    }
+
+    async fn run(self, start: SourcePos, out: mpsc::Sender<SourceEvent>, acked: watch::Receiver<SourcePos>, shutdown: CancellationToken) -> Result<()> {
+        let SourcePos::Postgres(start) = start else {
+            return Err(Error::Checkpoint(format!("{start} is not a Postgres LSN")));
+        };
+        PostgresSource::run(self, start, out, acked, shutdown).await
     }
 }
 
@@ -138,7 +158,7 @@ enum Flow {
 
 struct Session {
     stream: ReplicationStream,
-    acked: watch::Receiver<Lsn>,
+    acked: watch::Receiver<SourcePos>,
     /// False once the applier dropped its `acked` sender.
     acked_open: bool,
     ticker: tokio::time::Interval,
@@ -201,7 +221,10 @@ impl Session {
     /// The position we may confirm: what the applier acknowledged, or the
     /// checkpoint we started from, whichever is later.
     fn confirmable(&self) -> Lsn {
-        (*self.acked.borrow()).max(self.start)
+        match *self.acked.borrow() {
+            SourcePos::Postgres(l) => l.max(self.start),
+            SourcePos::Mysql(_) => self.start,
+        }
     }
 
     async fn report(&mut self, reply_requested: bool) -> Result<()> {

@@ -1,27 +1,8 @@
-//! Row incarnations: telling a change of an old row from a change of a new
-//! row with the same key (a delete followed by a re-insert), so that both
-//! sides converge when one side re-creates or deletes a key while the other
-//! side still changes the old row (DESIGN §3, convergence).
-//!
-//! The destination D cannot tell, when it applies a change X made on side S,
-//! whether D's row with X's key is the row X saw or a new one D created after
-//! deleting it; D's own replication stream can, in stream order. So:
-//! - every source transaction carries `seen`: the other side's position that
-//!   had been applied on its side when it committed (read from the appliers'
-//!   own transactions in the stream: the position they record);
-//! - the batcher never mixes two `seen`s in one batch, and each applier
-//!   registers its batch `(applied position, seen)` here just before COMMIT;
-//! - D's source remembers the keys D itself deleted, with the position of the
-//!   deleting transaction (`Tombstones`); in tandem's own transactions (echoes,
-//!   normally dropped) it keeps the writes to keys it has seen deleted, and at
-//!   the echo's commit looks its batch up by the applied position the echo
-//!   records: writes to keys D deleted after that batch's `seen` — D's delete
-//!   and the change were concurrent — are forwarded to S as changes of D, so
-//!   S applies the outcome D has; not those the same echo deleted again
-//!   (`note_echo_write`): then D's outcome is the key's absence, which S has;
-//! - S's applier drops a forwarded write to a key S deleted after the
-//!   forward's `seen` (`BatchLog::without_superseded`): that delete reaches D
-//!   after the write D forwarded, and removes it there too.
+//! The row-incarnation registry shared by the two directions of one run:
+//! the keys each side deleted itself (`Tombstones`), and the batches each
+//! applier committed with the `seen` of their transactions, so that the echo
+//! stage reading a side can tell which of tandem's writes met a row that side
+//! had re-created (see `crate::echo` for the whole rule).
 //!
 //! Invariants: echoes are read in commit order, so looking a batch up marks
 //! it and every batch registered before it as echoed there; a batch is
@@ -32,16 +13,14 @@
 //! tombstones are bounded (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten
 //! first) and shared by the directions' retries, but live in the process's
 //! memory only: restarting the process forgets them (README: known limits).
-//! A forward that was not needed is not harmless: it carries S's older
-//! values as D's, and where S changed the row again meanwhile the policy may
-//! pick them at S only — so `seen` must be exact, never earlier than the
-//! truth (one `seen` per batch). With one direction running no registry
-//! exists and nothing changes.
+//! Once a side's source recorded a delete, that side's source is asked for
+//! the rows of tandem's own transactions too (`OwnRows`), the candidates to
+//! forward; before, echoes are not decoded at all.
 
 use crate::config::Side;
 use crate::model::{Change, SourcePos};
+use crate::source::OwnRows;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Deleted keys a source remembers.
@@ -69,8 +48,9 @@ struct BatchEntry {
 pub struct Incarnations {
     /// The keys each side deleted itself, recorded by its source.
     tombstones: [Mutex<Tombstones>; 2],
-    /// Has the side's source recorded any delete (then echoes are decoded)?
-    deleted_any: [AtomicBool; 2],
+    /// Per side: has its source recorded any delete? Then that source
+    /// delivers the rows of tandem's own transactions too.
+    own_rows: [OwnRows; 2],
     /// Batches written to each side, in commit order.
     batches: [Mutex<VecDeque<BatchEntry>>; 2],
     /// Per source side: `seen` of the last transaction its direction
@@ -109,12 +89,18 @@ impl Incarnations {
         }
         tracing::debug!(?side, at = %at, keys = ?keys.iter().map(|k| &k.1).collect::<Vec<_>>(), ?truncated, "deletes recorded");
         lock(&self.tombstones[slot(side)]).record(keys, truncated, at);
-        self.deleted_any[slot(side)].store(true, Ordering::Release);
+        self.own_rows[slot(side)].ask();
     }
 
     /// Must `side`'s source decode tandem's own writes (has it seen a delete)?
     pub fn tracks_deletes(&self, side: Side) -> bool {
-        self.deleted_any[slot(side)].load(Ordering::Acquire)
+        self.own_rows[slot(side)].wanted()
+    }
+
+    /// The handle `side`'s source reads to know whether to deliver the rows
+    /// of tandem's own transactions (set once that side deleted something).
+    pub fn own_rows(&self, side: Side) -> OwnRows {
+        self.own_rows[slot(side)].clone()
     }
 
     /// Has `side`'s source read a delete of `key` (at any position)?
@@ -239,20 +225,6 @@ impl Tombstones {
     }
 }
 
-/// What a source needs to track row incarnations of its side.
-#[derive(Debug, Clone)]
-pub struct Tracking {
-    pub reg: std::sync::Arc<Incarnations>,
-    /// The other side's position applied on this side where the stream starts.
-    pub seen: Option<SourcePos>,
-}
-
-impl PartialEq for Tracking {
-    fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.reg, &other.reg) && self.seen == other.seen
-    }
-}
-
 /// The key a change removes from its side: a delete's key, or the old key of
 /// an update that moved the row to a new key.
 pub fn deleted_key(change: &crate::model::Change, schema: &crate::schema::PairSchema) -> Option<KeyRef> {
@@ -300,19 +272,14 @@ pub fn note_echo_write(candidates: &mut Vec<Change>, change: Change, removed: Op
     }
 }
 
-/// Prefix of the transactional logical message in which the Postgres
-/// applier names the MySQL position each of its transactions applied.
-pub fn pg_applied_prefix(origin: &str) -> String {
-    format!("{origin}_applied")
-}
-
 /// An applier's side of the registry: the `seen` of the batch it is
 /// writing, registered with the batch's applied position at COMMIT.
 pub struct BatchLog {
     reg: Option<std::sync::Arc<Incarnations>>,
     dest: Side,
-    /// The `seen` of every transaction in the open batch: the batcher
-    /// commits a batch before a transaction with another `seen`. (An earlier
+    /// The `seen` of every transaction in the open batch: the echo stage
+    /// puts a `Barrier` before a transaction with another `seen`, so a batch
+    /// never holds two. (An earlier
     /// `seen` than the true one is not safe: it forwards writes to keys the
     /// other side deleted before the change, and such a forward carries
     /// older values that can win a conflict there on one side only.)
@@ -328,8 +295,8 @@ impl BatchLog {
         self.reg = Some(reg);
     }
 
-    /// The `seen` of the transactions of the next batch (the batcher calls
-    /// it when `seen` changes, between batches).
+    /// The `seen` of the transactions being written (set from the echo
+    /// stage as each transaction reaches the batcher).
     pub fn set_seen(&mut self, seen: Option<SourcePos>) {
         self.seen = seen;
     }
@@ -350,7 +317,7 @@ impl BatchLog {
     }
 
     /// `changes` without the writes of a forwarded batch
-    /// (`SourceEvent::Begin::forwarded`) to keys this side deleted itself
+    /// (`Origin::Outcome`) to keys this side deleted itself
     /// after the batch's `seen`, where the pair's deletes propagate from this
     /// side. That delete had not reached the other side when it forwarded its
     /// outcome, so it reaches it after and removes that outcome there too:
@@ -391,5 +358,5 @@ impl BatchLog {
 }
 
 #[cfg(test)]
-#[path = "incarnation_tests.rs"]
+#[path = "registry_tests.rs"]
 mod tests;

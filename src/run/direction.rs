@@ -1,0 +1,81 @@
+//! One direction of the pipeline, whatever its databases: a `Source`
+//! streaming into a bounded channel, the echo stage, the batcher and an
+//! applier wrapped in the echo bookkeeping (DESIGN §1).
+//!
+//! Invariants: the stream starts where the destination's checkpoint says
+//! (`Source::resume`); the source is told "committed up to X" only after the
+//! destination commit that contains X (the batcher's `ack`); on any exit the
+//! source task is stopped and awaited, and the first error is returned.
+
+use super::batcher::{run_batcher, BatcherStats};
+use crate::apply::BatchApplier;
+use crate::config::{Config, Direction};
+use crate::echo::{Bookkept, EchoStage, Incarnations};
+use crate::model::SourcePos;
+use crate::schema::PairSchema;
+use crate::source::Source;
+use crate::{Error, Result};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Events buffered between a source and its batcher. Small transactions take
+/// three events each (Begin, Changes, Commit): the channel must hold enough
+/// of them for the batcher to group a backlog into large destination
+/// transactions, and for the source to keep reading (so the server's sender
+/// keeps sending) while a batch commits. Memory stays bounded: at most
+/// CHANNEL_EVENTS × the source's chunk size changes (131,072).
+const CHANNEL_EVENTS: usize = 2048;
+
+/// Runs `direction` from `source` into `applier` until `shutdown` or an error.
+pub async fn run_direction<S: Source, A: BatchApplier>(
+    cfg: &Config,
+    direction: Direction,
+    mut source: S,
+    mut applier: A,
+    reg: Option<Arc<Incarnations>>,
+    schemas: Arc<Vec<PairSchema>>,
+    shutdown: CancellationToken,
+) -> Result<BatcherStats> {
+    let side = direction.source();
+    let checkpoint = applier.checkpoint().await?;
+    let stored = applier.source_identity().await?;
+    let resume = source.resume(checkpoint.as_ref(), stored.as_deref()).await?;
+    if let Some(identity) = resume.identity {
+        applier.set_source_identity(identity);
+    }
+    tracing::info!(%direction, checkpoint = %resume.start, "resuming");
+    let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
+    let (ack_tx, ack_rx) = watch::channel(resume.start.clone());
+    let source_token = shutdown.child_token();
+    let source_task = tokio::spawn(tracing::Instrument::in_current_span(source.run(resume.start, tx, ack_rx, source_token.clone())));
+    let state = crate::service::state::global();
+    state.streaming(direction);
+
+    let stage = EchoStage::new(side, reg.clone(), schemas);
+    let mut applier = Bookkept::new(applier, side.other(), reg.clone(), stage.seen_now(), cfg.pairs.clone());
+    let mut events = stage.events(rx);
+    let ack = move |pos: &SourcePos| {
+        state.acknowledged(direction, pos);
+        if S::ACK_IS_DURABLE {
+            // The source will not stream again what is acknowledged: echoes up to here are past.
+            if let Some(reg) = &reg {
+                reg.echoes_passed(side, pos);
+            }
+        }
+        ack_tx.send_if_modified(|cur| {
+            let newer = pos.try_cmp(cur) == Some(std::cmp::Ordering::Greater);
+            if newer {
+                *cur = pos.clone();
+            }
+            newer
+        });
+    };
+    let names: Vec<String> = cfg.pairs.iter().map(|p| p.name.clone()).collect();
+    let batched = run_batcher(direction, &mut applier, &mut events, ack, &super::batch_settings(cfg), &names).await;
+    source_token.cancel();
+    let sourced = source_task.await.map_err(|e| Error::Task(format!("{} source task: {e}", side.as_str())))?;
+    let stats = batched?;
+    sourced?;
+    Ok(stats)
+}
