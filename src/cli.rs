@@ -158,24 +158,6 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// Cancels the token on SIGTERM or SIGINT. The handlers are installed before
-/// this returns (not in the spawned task), so a signal that arrives during
-/// start-up still means a clean stop instead of the default kill.
-pub fn shutdown_on_signals(token: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: finishing the batch in flight"),
-            _ = int.recv() => tracing::info!("SIGINT: finishing the batch in flight"),
-        }
-        token.cancel();
-    });
-}
-
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -197,7 +179,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Run => {
             // First of all, so that a SIGTERM during start-up is a clean stop.
             let token = CancellationToken::new();
-            shutdown_on_signals(token.clone());
+            crate::shutdown::on_signals(token.clone());
             let cfg = match load(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod run;
 pub mod schema;
 pub mod service;
+pub mod shutdown;
 pub mod source;
 pub mod sql;
 pub mod state;

@@ -68,7 +68,7 @@ async fn demo(duration: Option<Duration>) -> Result<(), Box<dyn std::error::Erro
     }
 
     let token = CancellationToken::new();
-    crate::cli::shutdown_on_signals(token.clone());
+    crate::shutdown::on_signals(token.clone());
     let mut service = Service::start(&cfg, &token);
     say("tandem run started: postgres→mysql and mysql→postgres.\n");
 
