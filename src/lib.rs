@@ -25,6 +25,7 @@ pub mod shutdown;
 pub mod source;
 pub mod sql;
 pub mod state;
+pub mod tables;
 pub mod testbed;
 pub mod tls;
 

@@ -5,9 +5,9 @@
 //! candidate keys by server-side hashes and fetches just those rows;
 //! (2) `settle` tells lag from drift: it waits until the running pipeline has
 //! applied everything up to the positions read after the previous read
-//! (`lag`), rereads the candidate rows, and confirms a row only when it still
-//! differs with the same values on both sides, so rows in flight are never
-//! reported; (3) the report names pair, key and columns with both values;
+//! (`crate::tables::lag`), rereads the candidate rows, and confirms a row
+//! only when it still differs with the same values on both sides, so rows in
+//! flight are never reported; (3) the report names pair, key and columns with both values;
 //! (4) `--repair` writes each difference by ownership (`repair`) and rereads
 //! the repaired rows.
 //!
@@ -17,21 +17,18 @@
 //! (with `--repair`: everything repaired), 1 drift found; an `Err` (the check
 //! could not run) is 2.
 
-pub(crate) mod canonical;
-pub(crate) mod lag;
 mod repair;
 mod report;
 mod scan;
-pub(crate) mod sides;
 
 pub use report::{render_text, CheckReport, Fields, MissingRow, NotRepaired, PairReport, RepairRecord, RowDiff};
 
 use crate::config::Config;
+use crate::tables::canonical::{Dialect, KeyText, SideSql};
+use crate::tables::lag::{CatchUp, LagProbe};
+use crate::tables::sides::{MySide, PgSide, TextQuery};
 use crate::{Error, Result};
-use canonical::{Dialect, KeyText, SideSql};
-use lag::{CatchUp, LagProbe};
 use scan::{classify, observe, Finding, Observed, PairCtx};
-use sides::{MySide, PgSide, TextQuery};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
