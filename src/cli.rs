@@ -212,7 +212,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Validate { format } => validate(path, format).await,
         Command::Check { pair, repair, format } => check(path, ops::check::CheckOptions { pair, repair, ..Default::default() }, format).await,
         Command::Backfill { pairs, all, from, chunk_rows, max_rows_per_sec } => {
-            let opts = crate::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
+            let opts = ops::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
             backfill(path, &opts).await
         }
         Command::Status { format } => status(path, format).await,
@@ -268,14 +268,16 @@ async fn init(path: &Path) -> ExitCode {
     }
 }
 
-/// `tandem backfill`: one result line per pair; 0 done, 2 error.
-async fn backfill(path: &Path, opts: &crate::backfill::copy::BackfillOptions) -> ExitCode {
+/// `tandem backfill`: progress on stderr, one result line per pair on
+/// stdout as each pair ends; 0 done, 2 error.
+async fn backfill(path: &Path, opts: &ops::backfill::copy::BackfillOptions) -> ExitCode {
     let cfg = match load(path, "tandem") {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut console = crate::backfill::display::Console::new();
-    match crate::backfill::copy::backfill(&cfg, opts, &mut console).await {
+    let mut print = |line: &str| println!("{line}");
+    let mut console = ops::backfill::display::Console::new(&mut print);
+    match ops::backfill::copy::backfill(&cfg, opts, &mut console).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail("tandem backfill", e),
     }

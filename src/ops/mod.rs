@@ -1,4 +1,5 @@
 //! Operator commands (init, validate, demo, ...).
+pub mod backfill;
 pub mod init;
 pub mod validate;
 pub mod demo;
