@@ -2,7 +2,7 @@
 //!
 //! Starts a PostgreSQL cluster and a MariaDB server from `crate::testbed`,
 //! creates sample tables on both, writes a config, runs `init` and the
-//! pipeline in-process, makes sample changes and prints, in plain words, what
+//! pipeline in-process, makes sample changes and tells, in plain words, what
 //! arrived on the other side. With `--duration` it keeps making changes until
 //! the time is up; without it, until Ctrl-C. The servers and their
 //! directories are removed on exit.
