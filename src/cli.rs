@@ -1,11 +1,17 @@
 //! The `tandem` command line (DESIGN.md §6): argument parsing, logging setup,
-//! and the mapping of each subcommand's outcome to its exit code. Every
-//! subcommand is a library function; this file only dispatches.
+//! and the mapping of each subcommand's outcome to its output and exit code.
+//!
+//! Every subcommand is a library function returning a typed report or
+//! result; this file alone chooses text or JSON, prints (results on stdout,
+//! `tandem <command>: <error>` on stderr) and decides the exit code. Nothing
+//! but `main.rs` imports it: the library never depends on the CLI.
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Side};
+use crate::ops;
 use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -138,6 +144,15 @@ pub enum TakeSide {
     Mysql,
 }
 
+impl From<TakeSide> for Side {
+    fn from(t: TakeSide) -> Side {
+        match t {
+            TakeSide::Postgres => Side::Postgres,
+            TakeSide::Mysql => Side::Mysql,
+        }
+    }
+}
+
 fn init_logging(format: LogFormat, level: Option<&str>) {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
@@ -151,29 +166,26 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
     };
 }
 
-fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
-    config::load(path).map_err(|e| {
-        eprintln!("tandem: {e}");
-        ExitCode::from(2)
-    })
+/// Prints `<prefix>: <error>` on stderr; exit code 2.
+fn fail(prefix: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{prefix}: {e}");
+    ExitCode::from(2)
 }
 
-/// Cancels the token on SIGTERM or SIGINT. The handlers are installed before
-/// this returns (not in the spawned task), so a signal that arrives during
-/// start-up still means a clean stop instead of the default kill.
-pub fn shutdown_on_signals(token: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: finishing the batch in flight"),
-            _ = int.recv() => tracing::info!("SIGINT: finishing the batch in flight"),
+/// The config, or exit code 2 after saying why under `prefix`.
+fn load(path: &Path, prefix: &str) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| fail(prefix, e))
+}
+
+/// A report as pretty JSON on stdout; 2 if it does not serialize.
+fn print_pretty_json(prefix: &str, report: &impl serde::Serialize) -> Result<(), ExitCode> {
+    match serde_json::to_string_pretty(report) {
+        Ok(s) => {
+            println!("{s}");
+            Ok(())
         }
-        token.cancel();
-    });
+        Err(e) => Err(fail(prefix, e)),
+    }
 }
 
 /// Entry point used by `main.rs`.
@@ -193,101 +205,232 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> ExitCode {
+    let path = cli.config.as_path();
     match cli.command {
-        Command::Run => {
-            // First of all, so that a SIGTERM during start-up is a clean stop.
-            let token = CancellationToken::new();
-            shutdown_on_signals(token.clone());
-            let cfg = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let service = match crate::service::start(&cfg, token.clone()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("tandem: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            let code = match crate::run::run(&cfg, token).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "fatal");
-                    eprintln!("tandem: {e}");
-                    ExitCode::from(1)
-                }
-            };
-            service.finish().await;
-            code
-        }
+        Command::Run => run(path).await,
+        Command::Init => init(path).await,
+        Command::Validate { format } => validate(path, format).await,
+        Command::Check { pair, repair, format } => check(path, ops::check::CheckOptions { pair, repair, ..Default::default() }, format).await,
         Command::Backfill { pairs, all, from, chunk_rows, max_rows_per_sec } => {
-            let cfg = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let from = match from {
-                TakeSide::Postgres => config::Side::Postgres,
-                TakeSide::Mysql => config::Side::Mysql,
-            };
-            let opts = crate::backfill::copy::BackfillOptions { pairs, all, from, chunk_rows, max_rows_per_sec, ..Default::default() };
-            let mut console = crate::backfill::display::Console::new();
-            match crate::backfill::copy::backfill(&cfg, &opts, &mut console).await {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("tandem backfill: {e}");
-                    ExitCode::from(2)
-                }
+            let opts = ops::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
+            backfill(path, &opts).await
+        }
+        Command::Status { format } => status(path, format).await,
+        Command::Conflicts { action } => conflicts(path, action).await,
+        Command::Quarantine { action } => quarantine(path, action).await,
+        Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
+    }
+}
+
+/// `tandem run`: 0 on a clean stop (SIGTERM/SIGINT), 1 fatal error, 2 no config.
+async fn run(path: &Path) -> ExitCode {
+    // First of all, so that a SIGTERM during start-up is a clean stop.
+    let token = CancellationToken::new();
+    crate::shutdown::on_signals(token.clone());
+    let cfg = match load(path, "tandem") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let service = match crate::service::start(&cfg, token.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tandem: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match crate::run::run(&cfg, token).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "fatal");
+            eprintln!("tandem: {e}");
+            ExitCode::from(1)
+        }
+    };
+    service.finish().await;
+    code
+}
+
+/// `tandem init`: what it did, one line per action; 0, or 2.
+async fn init(path: &Path) -> ExitCode {
+    let cfg = match load(path, "tandem") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ops::init::init(&cfg).await {
+        Ok(report) => {
+            for line in report {
+                println!("{line}");
+            }
+            println!("init: done");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("tandem init", e),
+    }
+}
+
+/// `tandem backfill`: progress on stderr, one result line per pair on
+/// stdout as each pair ends; 0 done, 2 error.
+async fn backfill(path: &Path, opts: &ops::backfill::copy::BackfillOptions) -> ExitCode {
+    let cfg = match load(path, "tandem") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut print = |line: &str| println!("{line}");
+    let mut console = ops::backfill::display::Console::new(&mut print);
+    match ops::backfill::copy::backfill(&cfg, opts, &mut console).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail("tandem backfill", e),
+    }
+}
+
+/// `tandem validate`: 0 all checks hold, 1 problems found, 2 could not run.
+async fn validate(path: &Path, format: OutputFormat) -> ExitCode {
+    const PREFIX: &str = "tandem validate";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let found = match ops::validate::report(&cfg).await {
+        Ok(found) => found,
+        Err(e) => return fail(PREFIX, e),
+    };
+    let echo = ops::validate::echo_mechanism(&cfg).await;
+    match format {
+        OutputFormat::Json => println!("{}", ops::validate::render_json(&found, &echo)),
+        OutputFormat::Text => print!("{}", ops::validate::render_text(&found, &echo)),
+    }
+    if found.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `tandem check`: 0 in sync (with `--repair`: all repaired), 1 drift left, 2 could not run.
+async fn check(path: &Path, opts: ops::check::CheckOptions, format: OutputFormat) -> ExitCode {
+    const PREFIX: &str = "tandem check";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let report = match ops::check::check(&cfg, &opts).await {
+        Ok(r) => r,
+        Err(e) => return fail(PREFIX, e),
+    };
+    match format {
+        OutputFormat::Json => {
+            if let Err(code) = print_pretty_json(PREFIX, &report) {
+                return code;
             }
         }
-        Command::Init => {
-            let cfg = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match crate::ops::init::init(&cfg).await {
-                Ok(report) => {
-                    for line in report {
-                        println!("{line}");
-                    }
-                    println!("init: done");
+        OutputFormat::Text => print!("{}", ops::check::render_text(&report)),
+    }
+    if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `tandem status`: 0, or 2 when a database could not be read (each problem
+/// is also repeated on stderr).
+async fn status(path: &Path, format: OutputFormat) -> ExitCode {
+    const PREFIX: &str = "tandem status";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let report = ops::status::status(&cfg).await;
+    match format {
+        OutputFormat::Json => {
+            if let Err(code) = print_pretty_json(PREFIX, &report) {
+                return code;
+            }
+        }
+        OutputFormat::Text => print!("{}", ops::status::render_text(&report)),
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for e in &report.errors {
+            eprintln!("{PREFIX}: {e}");
+        }
+        ExitCode::from(2)
+    }
+}
+
+/// `tandem conflicts list|resolve`: 0, or 2.
+async fn conflicts(path: &Path, action: ConflictsAction) -> ExitCode {
+    let cfg = match load(path, "tandem") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match action {
+        ConflictsAction::List { pair, all, format } => match ops::conflicts::list(&cfg, pair.as_deref(), all).await {
+            Ok(entries) => {
+                match format {
+                    OutputFormat::Json => println!("{}", serde_json::json!({ "conflicts": entries })),
+                    OutputFormat::Text => print!("{}", ops::conflicts::render_text(&entries, all)),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("tandem conflicts list", e),
+        },
+        ConflictsAction::Resolve { id, take } => {
+            let take = Side::from(take);
+            match ops::conflicts::resolve(&cfg, &id, take).await {
+                Ok(v) => {
+                    println!("conflict {id} resolved: both sides now hold the {take} value {v}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("tandem init: {e}");
-                    ExitCode::from(2)
+                Err(e) => fail("tandem conflicts resolve", e),
+            }
+        }
+    }
+}
+
+/// `tandem quarantine list|retry|drop`: 0, or 2 (also when a retried change
+/// is still rejected, or the entry to drop does not exist).
+async fn quarantine(path: &Path, action: QuarantineAction) -> ExitCode {
+    let cfg = match load(path, "tandem") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match action {
+        QuarantineAction::List { format } => match ops::quarantine::list(&cfg).await {
+            Ok(entries) => {
+                match format {
+                    OutputFormat::Json => println!("{}", serde_json::json!({ "quarantine": entries })),
+                    OutputFormat::Text => print!("{}", ops::quarantine::render_text(&entries)),
                 }
+                ExitCode::SUCCESS
             }
-        }
-        Command::Validate { format } => crate::ops::validate::command(&cli.config, format).await,
-        Command::Demo { duration } => crate::ops::demo::command(duration).await,
-        Command::Check { pair, repair, format } => crate::ops::check::command(&cli.config, pair, repair, format).await,
-        Command::Status { format } => crate::ops::status::command(&cli.config, format).await,
-        Command::Quarantine { action } => {
-            let cfg = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match action {
-                QuarantineAction::List { format } => crate::ops::quarantine::list_command(&cfg, format).await,
-                QuarantineAction::Retry { id } => crate::ops::quarantine::retry_command(&cfg, &id).await,
-                QuarantineAction::Drop { id } => crate::ops::quarantine::drop_command(&cfg, &id).await,
+            Err(e) => fail("tandem quarantine list", e),
+        },
+        QuarantineAction::Retry { id } => match ops::quarantine::retry(&cfg, &id).await {
+            Ok(None) => {
+                println!("{id}: applied and removed from the quarantine");
+                ExitCode::SUCCESS
             }
-        }
-        Command::Conflicts { action } => {
-            let cfg = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match action {
-                ConflictsAction::List { pair, all, format } => crate::ops::conflicts::list_command(&cfg, pair.as_deref(), all, format).await,
-                ConflictsAction::Resolve { id, take } => {
-                    let side = match take {
-                        TakeSide::Postgres => crate::config::Side::Postgres,
-                        TakeSide::Mysql => crate::config::Side::Mysql,
-                    };
-                    crate::ops::conflicts::resolve_command(&cfg, &id, side).await
-                }
+            Ok(Some(err)) => fail("tandem quarantine retry", format!("{id} is still rejected: {err}")),
+            Err(e) => fail("tandem quarantine retry", e),
+        },
+        QuarantineAction::Drop { id } => match ops::quarantine::drop_entry(&cfg, &id).await {
+            Ok(true) => {
+                println!("{id}: dropped");
+                ExitCode::SUCCESS
             }
-        }
+            Ok(false) => fail("tandem quarantine drop", format!("no quarantined change {id}")),
+            Err(e) => fail("tandem quarantine drop", e),
+        },
+    }
+}
+
+/// `tandem demo`: its story line by line on stdout as it happens; 0 at the
+/// end, 2 when something stopped it.
+async fn demo(duration: Option<Duration>) -> ExitCode {
+    match ops::demo::demo(duration, &mut |line| println!("{line}")).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail("tandem demo", e),
     }
 }

@@ -22,9 +22,11 @@ pub mod ops;
 pub mod run;
 pub mod schema;
 pub mod service;
+pub mod shutdown;
 pub mod source;
 pub mod sql;
 pub mod state;
+pub mod tables;
 pub mod testbed;
 pub mod tls;
 

@@ -4,9 +4,9 @@
 //! The method is DBLog's watermarks, with the chunk applied by the running
 //! pipeline so that it lands at one exact point of the change stream:
 //!
-//! 1. `tandem backfill` (module `copy`) writes a **low** watermark to the
-//!    source (`tandem.signals` row; on Postgres also a transactional logical
-//!    message, which is what pgoutput carries), reads the next key-ordered
+//! 1. `tandem backfill` (`crate::ops::backfill`) writes a **low** watermark
+//!    to the source (`tandem.signals` row; on Postgres also a transactional
+//!    logical message, which is what pgoutput carries), reads the next key-ordered
 //!    chunk of rows in canonical text form, writes them to a staging table in
 //!    the destination's state schema (tagged with the chunk number), and
 //!    writes a **high** watermark naming the chunk.
@@ -31,10 +31,13 @@
 //! high watermark whose low one the pipeline did not see (it restarted from a
 //! checkpoint between them) is not applied: the chunk is marked abandoned and
 //! `tandem backfill` copies it again.
+//!
+//! This module is the pipeline's side only: the watermark `Signal` and the
+//! `ChunkJob`/`ChunkOutcome` the batcher hands its applier, the `window` of
+//! changes between watermarks, the `staging` tables and their merge SQL, and
+//! the `progress` rows. The command that copies (step 1) is
+//! `crate::ops::backfill`, which uses this module and never the other way.
 
-pub mod copy;
-pub mod display;
-pub mod load;
 pub mod progress;
 pub mod staging;
 pub mod window;

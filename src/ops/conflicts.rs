@@ -10,7 +10,6 @@
 use crate::apply::mysql_sql::column_literal;
 use crate::sql::my::{push_ident, push_literal};
 use crate::apply::postgres_sql::{cast_type, text};
-use crate::cli::OutputFormat;
 use crate::config::{Config, Side};
 use crate::conflict::compare::mysql_text_value;
 use crate::model::Value;
@@ -18,7 +17,6 @@ use crate::sql::pg::ident as pg_ident;
 use crate::schema::PairSchema;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
-use std::process::ExitCode;
 
 /// One row of a conflicts table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -237,50 +235,58 @@ pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
     Ok(value.to_string())
 }
 
-pub async fn list_command(cfg: &Config, pair: Option<&str>, all: bool, format: OutputFormat) -> ExitCode {
-    match list(cfg, pair, all).await {
-        Err(e) => {
-            eprintln!("tandem conflicts list: {e}");
-            ExitCode::from(2)
-        }
-        Ok(entries) => {
-            match format {
-                OutputFormat::Json => println!("{}", serde_json::json!({ "conflicts": entries })),
-                OutputFormat::Text => {
-                    if entries.is_empty() {
-                        println!("no {}conflicts", if all { "" } else { "open " });
-                    }
-                    for c in entries {
-                        println!(
-                            "{:<8} pair {} key {} column {}: postgres={} mysql={} policy={} winner={} decided {}{}",
-                            c.id,
-                            c.pair,
-                            c.key,
-                            c.column,
-                            c.postgres_value.as_deref().unwrap_or("NULL"),
-                            c.mysql_value.as_deref().unwrap_or("NULL"),
-                            c.policy,
-                            c.winner.as_deref().unwrap_or("(open)"),
-                            c.decided_at,
-                            c.resolved_at.map(|r| format!(", resolved {r}")).unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            ExitCode::SUCCESS
-        }
+/// The text listing: one line per conflict (`list`'s order), or one line
+/// saying there is none (`all`: decided ones were asked for too).
+pub fn render_text(entries: &[ConflictEntry], all: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if entries.is_empty() {
+        let _ = writeln!(out, "no {}conflicts", if all { "" } else { "open " });
     }
+    for c in entries {
+        let _ = writeln!(
+            out,
+            "{:<8} pair {} key {} column {}: postgres={} mysql={} policy={} winner={} decided {}{}",
+            c.id,
+            c.pair,
+            c.key,
+            c.column,
+            c.postgres_value.as_deref().unwrap_or("NULL"),
+            c.mysql_value.as_deref().unwrap_or("NULL"),
+            c.policy,
+            c.winner.as_deref().unwrap_or("(open)"),
+            c.decided_at,
+            c.resolved_at.as_ref().map(|r| format!(", resolved {r}")).unwrap_or_default()
+        );
+    }
+    out
 }
 
-pub async fn resolve_command(cfg: &Config, id: &str, take: Side) -> ExitCode {
-    match resolve(cfg, id, take).await {
-        Ok(v) => {
-            println!("conflict {id} resolved: both sides now hold the {take} value {v}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tandem conflicts resolve: {e}");
-            ExitCode::from(2)
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_lists_each_conflict_on_one_line_or_says_there_is_none() {
+        assert_eq!(render_text(&[], false), "no open conflicts\n");
+        assert_eq!(render_text(&[], true), "no conflicts\n");
+        let c = ConflictEntry {
+            id: "pg:3".into(),
+            pair: "customers".into(),
+            key: serde_json::json!({ "id": "7" }),
+            column: "email".into(),
+            postgres_value: Some("a@x".into()),
+            mysql_value: None,
+            policy: "manual".into(),
+            winner: None,
+            decided_at: "2026-12-01 10:00:00".into(),
+            resolved_at: None,
+        };
+        assert_eq!(
+            render_text(std::slice::from_ref(&c), false),
+            "pg:3     pair customers key {\"id\":\"7\"} column email: postgres=a@x mysql=NULL policy=manual winner=(open) decided 2026-12-01 10:00:00\n"
+        );
+        let done = ConflictEntry { winner: Some("postgres".into()), resolved_at: Some("2026-12-02".into()), ..c };
+        assert!(render_text(&[done], true).ends_with("winner=postgres decided 2026-12-01 10:00:00, resolved 2026-12-02\n"));
     }
 }

@@ -9,12 +9,10 @@
 //! `retry` before any destination is touched, and stays.
 
 use crate::apply::quarantine::change_from_json;
-use crate::cli::OutputFormat;
 use crate::config::Config;
 use crate::sql::pg::ident as pg_ident;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 /// One quarantined change.
@@ -124,70 +122,54 @@ pub async fn drop_entry(cfg: &Config, id: &str) -> Result<bool> {
     }
 }
 
-pub async fn list_command(cfg: &Config, format: OutputFormat) -> ExitCode {
-    match list(cfg).await {
-        Err(e) => {
-            eprintln!("tandem quarantine list: {e}");
-            ExitCode::from(2)
-        }
-        Ok(entries) => {
-            match format {
-                OutputFormat::Json => println!("{}", serde_json::json!({ "quarantine": entries })),
-                OutputFormat::Text => {
-                    if entries.is_empty() {
-                        println!("quarantine is empty");
-                    }
-                    for e in entries {
-                        println!(
-                            "{:<7} {} pair {} key {} column {} value {}: {} (position {}, {})",
-                            e.id,
-                            e.direction,
-                            e.pair,
-                            e.key,
-                            e.column.as_deref().unwrap_or("?"),
-                            e.value.as_deref().unwrap_or("?"),
-                            e.error,
-                            e.position,
-                            e.created_at
-                        );
-                    }
-                }
-            }
-            ExitCode::SUCCESS
-        }
+/// The text listing: one line per entry (`list`'s order), or one line
+/// saying the quarantine is empty.
+pub fn render_text(entries: &[QuarantineEntry]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if entries.is_empty() {
+        let _ = writeln!(out, "quarantine is empty");
     }
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{:<7} {} pair {} key {} column {} value {}: {} (position {}, {})",
+            e.id,
+            e.direction,
+            e.pair,
+            e.key,
+            e.column.as_deref().unwrap_or("?"),
+            e.value.as_deref().unwrap_or("?"),
+            e.error,
+            e.position,
+            e.created_at
+        );
+    }
+    out
 }
 
-pub async fn retry_command(cfg: &Config, id: &str) -> ExitCode {
-    match retry(cfg, id).await {
-        Ok(None) => {
-            println!("{id}: applied and removed from the quarantine");
-            ExitCode::SUCCESS
-        }
-        Ok(Some(err)) => {
-            eprintln!("tandem quarantine retry: {id} is still rejected: {err}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("tandem quarantine retry: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub async fn drop_command(cfg: &Config, id: &str) -> ExitCode {
-    match drop_entry(cfg, id).await {
-        Ok(true) => {
-            println!("{id}: dropped");
-            ExitCode::SUCCESS
-        }
-        Ok(false) => {
-            eprintln!("tandem quarantine drop: no quarantined change {id}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("tandem quarantine drop: {e}");
-            ExitCode::from(2)
-        }
+    #[test]
+    fn text_lists_each_entry_on_one_line_or_says_it_is_empty() {
+        assert_eq!(render_text(&[]), "quarantine is empty\n");
+        let e = QuarantineEntry {
+            id: "my:4".into(),
+            direction: "postgres_to_mysql".into(),
+            pair: "items".into(),
+            key: "{\"id\":\"1\"}".into(),
+            column: Some("d".into()),
+            value: None,
+            error: "out of range".into(),
+            position: "0/16B3748".into(),
+            created_at: "2026-12-01 10:00:00".into(),
+            change_json: String::new(),
+        };
+        assert_eq!(
+            render_text(&[e]),
+            "my:4    postgres_to_mysql pair items key {\"id\":\"1\"} column d value ?: out of range (position 0/16B3748, 2026-12-01 10:00:00)\n"
+        );
     }
 }

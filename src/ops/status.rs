@@ -8,11 +8,10 @@
 //! `pg_replication_slots`; MySQL/MariaDB GTID and binlog file position), open
 //! conflicts (`resolved_at IS NULL`) and quarantined changes. It only reads.
 //! One side being unreachable is reported and the other is still shown; any
-//! database error makes the exit code 2. No URL or password is ever printed:
+//! database error is recorded in `StatusReport::errors` (the CLI then exits 2). No URL or password is ever printed:
 //! endpoints are shown as `user@host:port/db` and error texts are stripped of
 //! the configured passwords.
 
-use crate::cli::OutputFormat;
 use crate::config::{Config, Direction};
 use crate::model::{BinlogPos, Lsn};
 use crate::sql::pg::ident as pg_ident;
@@ -20,8 +19,6 @@ use crate::service::StatusDoc;
 use crate::Result;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 /// How long one database may take to answer all of status's queries.
@@ -472,36 +469,6 @@ pub fn render_text(r: &StatusReport) -> String {
         let _ = writeln!(o, "\nerror: {e}");
     }
     o
-}
-
-/// `tandem status`: prints the report; 0, or 2 when a database could not be read.
-pub async fn command(path: &Path, format: OutputFormat) -> ExitCode {
-    let cfg = match crate::config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tandem status: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let report = status(&cfg).await;
-    match format {
-        OutputFormat::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("tandem status: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        OutputFormat::Text => print!("{}", render_text(&report)),
-    }
-    if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        for e in &report.errors {
-            eprintln!("tandem status: {e}");
-        }
-        ExitCode::from(2)
-    }
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ async fn client(db: support::TestDb, class: i64, seeded: i64, stop: Arc<AtomicBo
 fn backfill(cfg: &Path, from: From, args: &[&str]) -> std::process::Child {
     let from = if from == From::Postgres { "postgres" } else { "mysql" };
     Command::new(tandem_bin())
-        .env("RUST_LOG", "info,tandem::backfill=debug")
+        .env("RUST_LOG", "info,tandem::backfill=debug,tandem::ops::backfill=debug")
         .args(["backfill", "-c"])
         .arg(cfg)
         .args(["--pair", "items", "--from", from])

@@ -5,36 +5,31 @@
 //! candidate keys by server-side hashes and fetches just those rows;
 //! (2) `settle` tells lag from drift: it waits until the running pipeline has
 //! applied everything up to the positions read after the previous read
-//! (`lag`), rereads the candidate rows, and confirms a row only when it still
-//! differs with the same values on both sides, so rows in flight are never
-//! reported; (3) the report names pair, key and columns with both values;
+//! (`crate::tables::lag`), rereads the candidate rows, and confirms a row
+//! only when it still differs with the same values on both sides, so rows in
+//! flight are never reported; (3) the report names pair, key and columns with both values;
 //! (4) `--repair` writes each difference by ownership (`repair`) and rereads
 //! the repaired rows.
 //!
 //! Invariants: the check only reads, except `--repair`, whose writes carry
 //! tandem's origin tags. `bytes_read` counts every value received.
-//! Exit codes: 0 in sync (with `--repair`: everything repaired), 1 drift
-//! found, 2 the check could not run.
+//! `CheckReport::clean` is what the CLI turns into its exit code: 0 in sync
+//! (with `--repair`: everything repaired), 1 drift found; an `Err` (the check
+//! could not run) is 2.
 
-pub(crate) mod canonical;
-pub(crate) mod lag;
 mod repair;
 mod report;
 mod scan;
-pub(crate) mod sides;
 
-pub use report::{CheckReport, Fields, MissingRow, NotRepaired, PairReport, RepairRecord, RowDiff};
+pub use report::{render_text, CheckReport, Fields, MissingRow, NotRepaired, PairReport, RepairRecord, RowDiff};
 
-use crate::cli::OutputFormat;
 use crate::config::Config;
+use crate::tables::canonical::{Dialect, KeyText, SideSql};
+use crate::tables::lag::{CatchUp, LagProbe};
+use crate::tables::sides::{MySide, PgSide, TextQuery};
 use crate::{Error, Result};
-use canonical::{Dialect, KeyText, SideSql};
-use lag::{CatchUp, LagProbe};
 use scan::{classify, observe, Finding, Observed, PairCtx};
-use sides::{MySide, PgSide, TextQuery};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// What to check and how.
@@ -263,43 +258,4 @@ async fn repair_all(cfg: &Config, pg: &mut PgSide, my: &mut MySide, works: &[Pai
         pr.not_repaired = left;
     }
     Ok(all)
-}
-
-/// `tandem check`: prints the report and maps it to the exit code.
-pub async fn command(config: &Path, pair: Option<String>, repair: bool, format: OutputFormat) -> ExitCode {
-    command_with_options(config, CheckOptions { pair, repair, ..CheckOptions::default() }, format).await
-}
-
-/// `command` with every option (e.g. `chunk_rows` for a `--chunk-rows` flag).
-pub async fn command_with_options(config: &Path, opts: CheckOptions, format: OutputFormat) -> ExitCode {
-    let cfg = match crate::config::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tandem check: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match check(&cfg, &opts).await {
-        Err(e) => {
-            eprintln!("tandem check: {e}");
-            ExitCode::from(2)
-        }
-        Ok(report) => {
-            match format {
-                OutputFormat::Json => match serde_json::to_string_pretty(&report) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("tandem check: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                OutputFormat::Text => print!("{}", report::render_text(&report)),
-            }
-            if report.clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-    }
 }

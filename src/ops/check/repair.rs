@@ -16,13 +16,13 @@
 //!   only if the loser's columns still hold what the check read, so a change
 //!   made meanwhile is not overwritten (it is reported as not repaired).
 
-use super::canonical::{Binder, Dialect, KeyText};
 use super::report::{Fields, NotRepaired, RepairRecord};
 use super::scan::{Finding, Observed, PairCtx};
-use super::sides::TextRow;
 use crate::config::{Config, ConflictPolicy, Owner, PairConfig, Side};
-use crate::sql::pg::ident as pg_ident;
 use crate::schema::ValueKind;
+use crate::sql::pg::ident as pg_ident;
+use crate::tables::canonical::{Binder, Dialect, KeyText};
+use crate::tables::sides::TextRow;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 use std::cmp::Ordering;
@@ -140,7 +140,7 @@ fn winner(pair: &PairConfig, ctx: &PairCtx, col: usize, pg: &TextRow, my: &TextR
                 let ts = pair.timestamp_column.as_deref().and_then(|t| ctx.schema.column_index(t));
                 let Some(ts) = ts else { return Err("last-writer-wins without a usable timestamp_column".to_string()) };
                 let get = |r: &TextRow| r.get(ts).cloned().flatten();
-                match newer(super::canonical::pg_kind_of(&ctx.schema.columns[ts]), get(pg).as_deref(), get(my).as_deref()) {
+                match newer(crate::tables::canonical::pg_kind_of(&ctx.schema.columns[ts]), get(pg).as_deref(), get(my).as_deref()) {
                     Ordering::Greater => Ok(Side::Postgres),
                     Ordering::Less => Ok(Side::Mysql),
                     Ordering::Equal => Ok(pair.tie_breaker),
@@ -208,7 +208,7 @@ fn render(ctx: &PairCtx, key: &KeyText, o: &Observed, a: &Action) -> Option<(Str
         let c = &ctx.schema.columns[i];
         match sql.dialect {
             Dialect::Postgres => pg_ident(&c.pg_name),
-            _ => super::canonical::my_ident(&c.my_name),
+            _ => crate::tables::canonical::my_ident(&c.my_name),
         }
     };
     let value = |row: &TextRow, i: usize| row.get(i).cloned().flatten();

@@ -1,7 +1,7 @@
 //! What `tandem check` tells the operator: the structured report (its JSON
 //! field names are a stable interface) and its text rendering.
 //!
-//! Values are the canonical texts both servers rendered (see `canonical`):
+//! Values are the canonical texts both servers rendered (see `crate::tables::canonical`):
 //! numbers without trailing fraction zeros, timestamps `YYYY-MM-DD
 //! HH:MM:SS.ffffff` UTC, booleans `1`/`0`, bytes as lower-case hex; NULL is
 //! JSON `null`. Keys are objects `{column: value}` in key order.

@@ -13,12 +13,13 @@
 //!    row by row: `(key, 16 hex digits of the row md5)` from both sides.
 //!
 //! Then `observe` fetches the full canonical rows of just the candidate keys,
-//! and `classify` decides what differs (JSON by value, see `canonical`).
+//! and `classify` decides what differs (JSON by value, see
+//! `crate::tables::canonical`).
 //! Both sides are queried concurrently; each query is bounded by one chunk.
 
-use super::canonical::{Binder, KeyRange, KeyText, SideSql};
-use super::sides::{TextQuery, TextRow};
 use crate::schema::{PairSchema, ValueKind};
+use crate::tables::canonical::{Binder, KeyRange, KeyText, SideSql};
+use crate::tables::sides::{TextQuery, TextRow};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -239,7 +240,7 @@ pub fn differing_columns(schema: &PairSchema, pg: &TextRow, my: &TextRow) -> Vec
                 return false;
             }
             let c = &schema.columns[i];
-            let json = super::canonical::pg_kind_of(c) == ValueKind::Json || c.my_kind == ValueKind::Json;
+            let json = crate::tables::canonical::pg_kind_of(c) == ValueKind::Json || c.my_kind == ValueKind::Json;
             !matches!((json, a, b), (true, Some(x), Some(y)) if json_equal(&x, &y))
         })
         .collect()

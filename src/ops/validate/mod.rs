@@ -1,8 +1,9 @@
 //! `tandem validate`: the preflight. Reports every problem at once, each
 //! naming the object and what to change — one `PROBLEM <object>: <change>`
 //! line each (`--format json`: the same findings as objects), plus `INFO`
-//! lines that need no action. Exit 0 when all hold, 1 when problems were
-//! found, 2 when it could not run (config unreadable, a server unreachable).
+//! lines that need no action. The CLI exits 0 when all hold (`Report::ok`),
+//! 1 when problems were found, 2 when it could not run (config unreadable,
+//! a server unreachable: `report` returns `Err`).
 //!
 //! Submodules: `postgres` (wal_level, slots and WAL senders, the role's
 //! REPLICATION attribute, publication, slot, replication origin, state
@@ -20,10 +21,6 @@ mod postgres;
 pub mod types;
 
 pub use types::{supported, MyType, PgType};
-
-use crate::cli::OutputFormat;
-use std::path::Path;
-use std::process::ExitCode;
 
 /// One problem found by the preflight: `object` names what is wrong
 /// (`postgres wal_level`, `pair customers column email`, ...), `problem`
@@ -149,34 +146,6 @@ pub fn render_json(report: &Report, echo: &str) -> serde_json::Value {
 /// Server error texts may span lines; a finding is one line.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-pub async fn command(path: &Path, format: OutputFormat) -> ExitCode {
-    let cfg = match crate::config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tandem validate: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match report(&cfg).await {
-        Err(e) => {
-            eprintln!("tandem validate: {e}");
-            ExitCode::from(2)
-        }
-        Ok(found) => {
-            let echo = echo_mechanism(&cfg).await;
-            match format {
-                OutputFormat::Json => println!("{}", render_json(&found, &echo)),
-                OutputFormat::Text => print!("{}", render_text(&found, &echo)),
-            }
-            if found.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-    }
 }
 
 #[cfg(test)]

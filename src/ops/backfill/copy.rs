@@ -14,12 +14,12 @@
 //! `backfills` row, written by the pipeline, is the only resume point.
 
 use super::load::{Load, Target};
-use super::progress::{key_json, parse_key_json, Progress};
-use super::{staging, Signal, SignalKind};
+use crate::backfill::progress::{key_json, parse_key_json, Progress};
+use crate::backfill::{staging, Signal, SignalKind};
 use crate::config::{Config, Side};
-use crate::ops::check::canonical::{pg_kind_of, Binder, Dialect, KeyText, SideSql};
-use crate::ops::check::lag::{CatchUp, LagProbe};
-use crate::ops::check::sides::{MySide, PgSide, TextQuery, TextRow};
+use crate::tables::canonical::{pg_kind_of, Binder, Dialect, KeyText, SideSql};
+use crate::tables::lag::{CatchUp, LagProbe};
+use crate::tables::sides::{MySide, PgSide, TextQuery, TextRow};
 use crate::sql::pg::ident as pg_ident;
 use crate::schema::{PairSchema, ValueKind};
 use crate::{Error, Result};
@@ -71,7 +71,8 @@ pub struct PairResult {
     pub skipped: Option<String>,
 }
 
-/// Receives progress; `command` draws a bar on a TTY, tests ignore it.
+/// Receives progress: `display::Console` draws a bar on a TTY (log lines
+/// otherwise) and has the CLI print one result line per pair; `Silent` says nothing.
 pub trait Report {
     fn start(&mut self, pair: &str, total: u64, done: u64);
     fn chunk(&mut self, pair: &str, done: u64);
@@ -190,7 +191,7 @@ async fn write_signal<Q: TextQuery>(ctx: &Ctx<'_>, src: &mut Q, s: &Signal) -> R
     let payload = s.to_json();
     if d == Dialect::Postgres {
         // The row documents the watermark; the transactional message is what pgoutput carries.
-        let prefix = super::pg_message_prefix(&ctx.cfg.origin_name());
+        let prefix = crate::backfill::pg_message_prefix(&ctx.cfg.origin_name());
         let sql = format!(
             "WITH s AS (INSERT INTO {table} (pipeline, kind, payload) VALUES ($1, $2, $3) RETURNING id) \
              SELECT pg_logical_emit_message(true, $4, $3)::text FROM s"

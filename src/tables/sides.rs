@@ -1,10 +1,13 @@
-//! The check's read sessions on both databases. Every statement returns text
-//! columns only, and each session counts the bytes of the values it received
-//! (`bytes`), which is what the report calls `bytes_read`.
+//! The sessions that read paired tables on both databases (`check`,
+//! `backfill`). Every statement returns text columns only, and each session
+//! counts the bytes of the values it received (`bytes`), which is what the
+//! check's report calls `bytes_read`.
 //!
 //! Sessions are ordinary ones from `crate::db` (Postgres: UTC, shortest float
 //! output; MySQL: UTC, NO_BACKSLASH_ESCAPES), so the canonical text SQL of
-//! `canonical` renders the same on both. They never write.
+//! `canonical` renders the same on both. A session runs whatever statement its
+//! caller passes: the check only reads through them, while backfill also
+//! writes its watermarks, progress rows and staged chunks with them.
 
 use super::canonical::Dialect;
 use crate::config::Config;

@@ -1,5 +1,7 @@
 //! Telling replication lag from drift: positions of both servers, and
-//! waiting until the running pipeline has applied everything up to them.
+//! waiting until the running pipeline has applied everything up to them (the
+//! check rereads differing rows after it; backfill waits for it before its
+//! first chunk). It only reads.
 //!
 //! - postgres→mysql has caught up with a Postgres WAL position `P` when the
 //!   checkpoint tandem commits in MySQL `tandem.checkpoints`, or the slot's

@@ -1,5 +1,7 @@
 //! The canonical text of a row, rendered by each server in its own SQL, and
-//! the key-range SQL the drift check runs on both sides.
+//! the statements built on it: the key-range hashes and row reads the drift
+//! check runs on both sides, and the key-ordered chunk reads of backfill.
+//! Pure: it builds SQL text and parameters, it runs nothing.
 //!
 //! Invariant: for equal values the two servers produce byte-identical text,
 //! so hashes computed server-side agree. Per kind:
@@ -251,7 +253,7 @@ impl KeyCol {
     }
 }
 
-/// Everything the check needs to query one side of one pair.
+/// Everything check and backfill need to query one side of one pair.
 #[derive(Debug, Clone)]
 pub struct SideSql {
     pub dialect: Dialect,

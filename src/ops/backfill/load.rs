@@ -1,12 +1,12 @@
 //! Loading a chunk of canonical-text rows into a staging table, fast: COPY
 //! on Postgres, multi-row text INSERTs of at most `MAX_STATEMENT` bytes on
 //! MySQL. Either way the server's own text input of each column's type does
-//! the conversion, exactly as a cast from text would (`check::canonical::
+//! the conversion, exactly as a cast from text would (`tables::canonical::
 //! value_param`): Postgres COPY calls the type's input function, MySQL
 //! converts a string literal stored into a typed column; bytes travel as
 //! hex (`\x…` for bytea, `X'…'` for MySQL).
 
-use crate::ops::check::sides::{MySide, PgSide, TextRow};
+use crate::tables::sides::{MySide, PgSide, TextRow};
 use crate::schema::ValueKind;
 use crate::{Error, Result};
 use futures_util::SinkExt;
