@@ -16,7 +16,7 @@ use tandem::config::{Owner, TableName};
 use tandem::model::{Change, Lsn, Op, Value};
 use tandem::schema::{pg_kind, ColumnSchema, PairSchema};
 use tandem::source::postgres::pgoutput::{self, PgOutputMessage};
-use tandem::source::postgres::values;
+use tandem::codec::pg_text as values;
 use tandem::source::postgres::Normalizer;
 
 const REL_ID: u32 = 16384;

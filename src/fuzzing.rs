@@ -34,7 +34,7 @@ pub const PG_TEXT_OIDS: [u32; 21] = [16, 17, 19, 20, 21, 23, 25, 26, 114, 700, 7
 pub fn pg_text_value(data: &[u8]) -> bool {
     let Some((&pick, text)) = data.split_first() else { return false };
     let oid = PG_TEXT_OIDS[pick as usize % PG_TEXT_OIDS.len()];
-    crate::source::postgres::values::decode_text(oid, text).is_ok()
+    crate::codec::pg_text::decode_text(oid, text).is_ok()
 }
 
 /// MariaDB raw event parsing: the first byte picks the parser, the rest is the event body.

@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod backfill;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod conflict;
 pub mod db;

@@ -200,9 +200,8 @@ pub fn key_json(schema: &PairSchema, key: &[Value]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-/// The conflict records of a batch, ready for a destination's `conflicts` table:
-/// (pair name, key json, column, postgres value, mysql value, policy, winner).
-pub fn conflict_rows(conflicts: &[ConflictRecord], schemas: &[PairSchema]) -> Vec<[Option<String>; 7]> {
+/// The conflict records of a batch, ready for a destination's `conflicts` table.
+pub fn conflict_rows(conflicts: &[ConflictRecord], schemas: &[PairSchema]) -> Vec<crate::state::ConflictRow> {
     conflicts
         .iter()
         .filter_map(|c| {
@@ -216,15 +215,15 @@ pub fn conflict_rows(conflicts: &[ConflictRecord], schemas: &[PairSchema]) -> Ve
                 Verdict::Wins(s) => Some(s.as_str().to_string()),
                 Verdict::Open => None,
             };
-            Some([
-                Some(schema.name.clone()),
-                Some(key_json(schema, &c.key)),
-                Some(schema.columns[c.column].name.clone()),
-                pg,
-                my,
-                Some(crate::conflict::policy_name(c.policy).to_string()),
+            Some(crate::state::ConflictRow {
+                pair: schema.name.clone(),
+                key_json: key_json(schema, &c.key),
+                column: schema.columns[c.column].name.clone(),
+                postgres_value: pg,
+                mysql_value: my,
+                policy: crate::conflict::policy_name(c.policy).to_string(),
                 winner,
-            ])
+            })
         })
         .collect()
 }

@@ -1,11 +1,18 @@
 //! Appliers write batches of normalized changes to a destination database,
 //! atomically with the checkpoint of the last source transaction they contain.
 //!
-//! `plan` turns changes into destination-neutral row operations (upsert,
-//! keyed delete, partial update, truncate) in source order; the dialect
-//! modules render them as SQL. `screen` sets apart, before any of that, the
-//! changes holding a source value with no canonical form (quarantine / stop).
+//! One driver (`driver::Applier`) does the work for both databases:
+//! `screen` sets apart the changes holding a source value with no canonical
+//! form (quarantine / stop); `merge` decides which rows to read and merges
+//! each change field by field (`crate::conflict`); `plan` turns the result
+//! into destination-neutral row operations (upsert, keyed delete, partial
+//! update, truncate) in source order; `quarantine` and `park` set changes
+//! aside. Each database is only a dialect (`destination::Destination`):
+//! `postgres` with `postgres_sql`, `mysql` with `mysql_sql`; their state
+//! rows are written through `crate::state`.
 
+pub mod destination;
+pub mod driver;
 pub mod merge;
 pub mod mysql;
 pub mod mysql_sql;

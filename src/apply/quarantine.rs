@@ -18,15 +18,7 @@ use crate::schema::PairSchema;
 use serde_json::{json, Value as Json};
 
 /// A rejected change, ready to be written to a `quarantine` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejected {
-    pub pair: String,
-    pub key_json: String,
-    pub column: Option<String>,
-    pub value: Option<String>,
-    pub error: String,
-    pub change_json: String,
-}
+pub type Rejected = crate::state::QuarantineRow;
 
 /// A value as JSON `[tag, text]`, exact for every variant (floats included);
 /// an unrepresentable source value is `["unrepresentable", text, kind, reason]`.

@@ -6,9 +6,7 @@
 //! an unsigned integer; `1.50` vs `1.5`). `same_value` compares them by their
 //! meaning, never through floating point for exact numbers.
 
-use crate::model::value::{parse_date, parse_time, parse_timestamp};
 use crate::model::Value;
-use crate::schema::ValueKind;
 
 /// Normalizes an exact number's text: sign, no leading zeros, no trailing fraction zeros.
 fn norm_number(s: &str) -> Option<String> {
@@ -285,24 +283,6 @@ pub fn newer(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// A MySQL column's text-protocol bytes as a canonical value of `kind`.
-pub fn mysql_text_value(raw: Option<&[u8]>, kind: ValueKind) -> Result<Value, String> {
-    let Some(raw) = raw else { return Ok(Value::Null) };
-    let text = || std::str::from_utf8(raw).map_err(|_| "not valid UTF-8".to_string());
-    Ok(match kind {
-        ValueKind::Bool | ValueKind::Int => Value::Int(text()?.parse().map_err(|e| format!("integer: {e}"))?),
-        ValueKind::UInt => Value::UInt(text()?.parse().map_err(|e| format!("unsigned integer: {e}"))?),
-        ValueKind::Decimal => Value::Decimal(text()?.to_string()),
-        ValueKind::Float => Value::Float(text()?.parse().map_err(|e| format!("float: {e}"))?),
-        ValueKind::Bytes => Value::Bytes(raw.to_vec()),
-        ValueKind::Date => Value::Date(parse_date(text()?).map_err(|e| e.to_string())?),
-        ValueKind::Time => Value::Time(parse_time(text()?).map_err(|e| e.to_string())?),
-        ValueKind::Timestamp | ValueKind::TimestampTz => Value::Timestamp(parse_timestamp(text()?).map_err(|e| e.to_string())?),
-        ValueKind::Json => Value::Json(text()?.to_string()),
-        ValueKind::Text | ValueKind::Uuid | ValueKind::Enum | ValueKind::Unsupported => Value::Text(text()?.to_string()),
-    })
-}
-
 /// A text form of key values that is equal for keys meaning the same row on
 /// both sides (numbers normalized), used to match source keys with fetched
 /// destination rows.
@@ -377,14 +357,6 @@ mod tests {
         assert!(!same_value(&t("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), &t("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12")));
         assert!(!same_value(&t("ABC"), &t("abc")), "other text keeps its case");
         assert!(!same_value(&t("A0EEBC99_9C0B-4EF8-BB6D-6BB9BD380A11"), &t("a0eebc99_9c0b-4ef8-bb6d-6bb9bd380a11")));
-    }
-
-    #[test]
-    fn mysql_text_reads_back() {
-        assert_eq!(mysql_text_value(Some(b"18446744073709551615"), ValueKind::UInt).unwrap(), Value::UInt(u64::MAX));
-        assert_eq!(mysql_text_value(Some(b"2024-01-02 03:04:05.000006"), ValueKind::Timestamp).unwrap(), Value::Timestamp(parse_timestamp("2024-01-02 03:04:05.000006").unwrap()));
-        assert_eq!(mysql_text_value(None, ValueKind::Text).unwrap(), Value::Null);
-        assert!(mysql_text_value(Some(b"x"), ValueKind::Int).is_err());
     }
 
     proptest! {

@@ -11,7 +11,7 @@ use crate::apply::mysql_sql::column_literal;
 use crate::sql::my::{push_ident, push_literal};
 use crate::apply::postgres_sql::{cast_type, text};
 use crate::config::{Config, Side};
-use crate::conflict::compare::mysql_text_value;
+use crate::codec::my_text::mysql_text_value;
 use crate::model::Value;
 use crate::sql::pg::ident as pg_ident;
 use crate::schema::PairSchema;
@@ -111,7 +111,7 @@ async fn read_pg(pg: &tokio_postgres::Client, schema: &PairSchema, key: &[(usize
     let raw: Option<String> = row.get(0);
     Ok(Some(match raw {
         None => Value::Null,
-        Some(t) => crate::source::postgres::values::decode_text(oid, t.as_bytes())?,
+        Some(t) => crate::codec::pg_text::decode_text(oid, t.as_bytes())?,
     }))
 }
 

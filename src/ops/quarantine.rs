@@ -105,7 +105,7 @@ pub async fn retry(cfg: &Config, id: &str) -> Result<Option<String>> {
         applier.retry_quarantined(&change, n).await
     } else {
         let mut applier = crate::apply::mysql::MysqlApplier::connect(cfg, Arc::clone(&schemas)).await?;
-        applier.retry_quarantined(&change, n as u64).await
+        applier.retry_quarantined(&change, n).await
     }
 }
 

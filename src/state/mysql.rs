@@ -22,6 +22,8 @@ use mysql_async::Conn;
 pub struct MyState {
     /// The quoted state database.
     db: String,
+    /// Its name as configured.
+    db_name: String,
     pipeline: String,
     direction: &'static str,
 }
@@ -35,7 +37,12 @@ fn push_opt(out: &mut String, v: Option<&str>) {
 
 impl MyState {
     pub fn new(state_db: &str, pipeline: &str, direction: Direction) -> Self {
-        MyState { db: ident(state_db), pipeline: pipeline.to_string(), direction: direction.key() }
+        MyState { db: ident(state_db), db_name: state_db.to_string(), pipeline: pipeline.to_string(), direction: direction.key() }
+    }
+
+    /// The state database's name (unquoted).
+    pub fn db_name(&self) -> &str {
+        &self.db_name
     }
 
     /// `` `db`.table ``.

@@ -19,13 +19,20 @@ use tokio_postgres::Client;
 pub struct PgState {
     /// The quoted state schema.
     schema: String,
+    /// Its name as configured.
+    schema_name: String,
     pipeline: String,
     direction: &'static str,
 }
 
 impl PgState {
     pub fn new(state_schema: &str, pipeline: &str, direction: Direction) -> Self {
-        PgState { schema: ident(state_schema), pipeline: pipeline.to_string(), direction: direction.key() }
+        PgState { schema: ident(state_schema), schema_name: state_schema.to_string(), pipeline: pipeline.to_string(), direction: direction.key() }
+    }
+
+    /// The state schema's name (unquoted).
+    pub fn schema_name(&self) -> &str {
+        &self.schema_name
     }
 
     /// `"schema".table`.

@@ -3,7 +3,7 @@
 //! Layers, each in its own file: `conn` speaks the replication protocol over a
 //! socket (startup, authentication, simple queries, CopyBoth streaming, standby
 //! status updates); `pgoutput` decodes one XLogData payload into a message
-//! (pure); `values` turns pgoutput text values into canonical `Value`s (pure);
+//! (pure); `crate::codec::pg_text` turns its text values into canonical `Value`s (pure);
 //! `normalize` maps relations to pairs and messages to `SourceEvent`s (pure);
 //! `stream` drives them: `PostgresSource::run` streams a slot into a bounded
 //! channel and confirms to the server only what the applier acknowledged.
@@ -13,7 +13,6 @@ pub mod conn;
 pub mod normalize;
 pub mod pgoutput;
 pub mod stream;
-pub mod values;
 
 pub use conn::{ReplicationConn, ReplicationMessage, ReplicationStream};
 pub use normalize::Normalizer;

@@ -26,7 +26,7 @@
 //!   mapped column missing from a Relation is a schema error.
 
 use super::pgoutput::{OldTuple, PgOutputMessage, Relation, Tuple, TupleValue, TypeInfo};
-use super::values::decode_text;
+use crate::codec::pg_text::decode_text;
 use crate::model::{Change, Lsn, Op, Origin, Row, SourceEvent, SourcePos, TxnMeta, Value};
 use crate::source::OwnRows;
 use crate::schema::{PairSchema, ValueKind};

@@ -1,8 +1,9 @@
-//! Text output of Postgres types (as pgoutput sends tuple values) → canonical `Value`.
+//! Text output of Postgres types → canonical `Value`: what pgoutput sends as
+//! tuple values, and what the applier and commands read back as `::text`.
 //!
-//! The replication session runs with `DateStyle=ISO`, `TimeZone=UTC`,
+//! tandem's sessions run with `DateStyle=ISO`, `TimeZone=UTC`,
 //! `bytea_output=hex`, `extra_float_digits=3` and `client_encoding=UTF8` (see
-//! `conn.rs`), so the text forms parsed here are the ISO ones; timestamptz
+//! `source::postgres::conn` and `db`), so the text forms parsed here are the ISO ones; timestamptz
 //! offsets are parsed anyway. The choice is by type OID only: user types
 //! (enums, domains) and anything not listed become `Text`; the applier converts
 //! by destination type. Never panics; a value that does not parse is an
