@@ -13,14 +13,16 @@
 //! tombstones are bounded (`MAX_BATCHES`, `MAX_TOMBSTONES`, oldest forgotten
 //! first) and shared by the directions' retries, but live in the process's
 //! memory only: restarting the process forgets them (README: known limits).
-//! Once a side's source recorded a delete, that side's source is asked for
-//! the rows of tandem's own transactions too (`OwnRows`), the candidates to
-//! forward; before, echoes are not decoded at all.
+//! Each side's source delivers the rows of tandem's own transactions (the
+//! candidates to forward) from the first row its clients removed on
+//! (`OwnRows::after_removals`, the handle kept here so that it outlives the
+//! source's restarts); before, echoes are not decoded at all.
 
 use crate::config::Side;
 use crate::model::{Change, SourcePos};
 use crate::source::OwnRows;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Deleted keys a source remembers.
@@ -44,18 +46,32 @@ struct BatchEntry {
 }
 
 /// Shared by the two directions of one run; every array is indexed by side.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Incarnations {
-    /// The keys each side deleted itself, recorded by its source.
+    /// The keys each side deleted itself, recorded by its echo stage.
     tombstones: [Mutex<Tombstones>; 2],
-    /// Per side: has its source recorded any delete? Then that source
-    /// delivers the rows of tandem's own transactions too.
+    /// Per side: the rows-of-echoes switch its source turns on at the first
+    /// row its clients remove (`OwnRows::after_removals`).
     own_rows: [OwnRows; 2],
+    /// Per side: has the echo stage recorded any delete?
+    deleted_any: [AtomicBool; 2],
     /// Batches written to each side, in commit order.
     batches: [Mutex<VecDeque<BatchEntry>>; 2],
     /// Per source side: `seen` of the last transaction its direction
     /// committed — where that source resumes (`resume_seen`).
     resume: Mutex<[Option<SourcePos>; 2]>,
+}
+
+impl Default for Incarnations {
+    fn default() -> Self {
+        Incarnations {
+            tombstones: Default::default(),
+            own_rows: [OwnRows::after_removals(), OwnRows::after_removals()],
+            deleted_any: Default::default(),
+            batches: Default::default(),
+            resume: Default::default(),
+        }
+    }
 }
 
 fn slot(side: Side) -> usize {
@@ -89,16 +105,16 @@ impl Incarnations {
         }
         tracing::debug!(?side, at = %at, keys = ?keys.iter().map(|k| &k.1).collect::<Vec<_>>(), ?truncated, "deletes recorded");
         lock(&self.tombstones[slot(side)]).record(keys, truncated, at);
-        self.own_rows[slot(side)].ask();
+        self.deleted_any[slot(side)].store(true, Ordering::Release);
     }
 
-    /// Must `side`'s source decode tandem's own writes (has it seen a delete)?
+    /// Has a delete of `side` been recorded (are there tombstones to check)?
     pub fn tracks_deletes(&self, side: Side) -> bool {
-        self.own_rows[slot(side)].wanted()
+        self.deleted_any[slot(side)].load(Ordering::Acquire)
     }
 
-    /// The handle `side`'s source reads to know whether to deliver the rows
-    /// of tandem's own transactions (set once that side deleted something).
+    /// The handle `side`'s source turns on at the first row its clients
+    /// remove, to deliver the rows of tandem's own transactions from then on.
     pub fn own_rows(&self, side: Side) -> OwnRows {
         self.own_rows[slot(side)].clone()
     }

@@ -130,7 +130,7 @@ async fn an_echo_forwards_writes_to_keys_deleted_meanwhile_but_not_ones_it_delet
     let SourceEvent::Changes(fwd) = &out[5].0 else { panic!("{out:?}") };
     assert_eq!(fwd, &vec![insert(1)]);
     assert_eq!(out[4].1, Some(binlog(500)), "the outcome carries the seen its echo recorded");
-    assert!(reg.tracks_deletes(Side::Postgres), "Postgres' source is asked for the rows of echoes from now on");
+    assert!(reg.tracks_deletes(Side::Postgres), "Postgres' deletes are tracked");
 }
 
 #[tokio::test]

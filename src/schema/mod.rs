@@ -105,6 +105,17 @@ impl PairSchema {
     pub fn key_of(&self, row: &[crate::model::Value]) -> Vec<crate::model::Value> {
         self.key.iter().map(|&i| row.get(i).cloned().unwrap_or(crate::model::Value::Null)).collect()
     }
+
+    /// Does `change` (of this pair) remove a row from its side: a delete, a
+    /// truncate, or an update that moves the row to another key?
+    pub fn removes_row(&self, change: &crate::model::Change) -> bool {
+        use crate::model::Op;
+        match change.op {
+            Op::Delete | Op::Truncate => true,
+            Op::Update => change.before.as_ref().is_some_and(|b| self.key_of(b) != change.key),
+            Op::Insert => false,
+        }
+    }
 }
 
 /// Kind of a Postgres type name as `format_type` prints it.

@@ -18,21 +18,39 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Whether the consumer wants the row changes of tandem's own transactions
-/// (their checkpoint always comes): shared between a source, which reads it
-/// at each such transaction, and the consumer, which may turn it on at any
-/// time. Off by default: decoding echoes costs time nobody needs.
+/// Whether a source delivers the row changes of tandem's own transactions
+/// (their checkpoint always comes). Off by default, and for good: decoding
+/// echoes costs time nobody needs. A consumer that must tell a row its side
+/// re-created from the one tandem's write met (`crate::echo`) needs them
+/// from the first row that side's clients removed on: `after_removals`
+/// makes the source turn them on itself, in stream order, at the commit of
+/// the first client transaction that removes a row (a delete, a truncate, a
+/// key change), so no later echo is delivered without them. Shared: it
+/// stays on across the source's restarts when the consumer keeps the handle.
 #[derive(Debug, Clone, Default)]
-pub struct OwnRows(Arc<AtomicBool>);
+pub struct OwnRows(Arc<OwnRowsState>);
+
+#[derive(Debug, Default)]
+struct OwnRowsState {
+    after_removals: bool,
+    on: AtomicBool,
+}
 
 impl OwnRows {
-    /// From now on, deliver the rows of tandem's own transactions.
-    pub fn ask(&self) {
-        self.0.store(true, Ordering::Release);
+    /// Rows of tandem's transactions once a client transaction removed a row.
+    pub fn after_removals() -> Self {
+        OwnRows(Arc::new(OwnRowsState { after_removals: true, on: AtomicBool::new(false) }))
+    }
+
+    /// The source delivered a client transaction that removes a row.
+    pub fn removed(&self) {
+        if self.0.after_removals {
+            self.0.on.store(true, Ordering::Release);
+        }
     }
 
     pub fn wanted(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.on.load(Ordering::Acquire)
     }
 }
 

@@ -77,6 +77,8 @@ struct OpenTxn {
     watermarks: Vec<String>,
     /// tandem's own transaction: the position its checkpoint row names.
     applied: Option<String>,
+    /// A client transaction that removes a row (`OwnRows::removed` at its commit).
+    removes: bool,
 }
 
 /// What a TABLE_MAP's table is to tandem.
@@ -546,6 +548,9 @@ impl Streamer {
             out.push(SourceEvent::Begin { txn_seq: self.txn_seq, origin });
         }
         if !txn.buf.is_empty() {
+            if !txn.echo && !txn.removes {
+                txn.removes = txn.buf.iter().any(|c| self.pairs.values().any(|p| p.pair == c.pair && p.removes_row(c)));
+            }
             out.push(SourceEvent::Changes(std::mem::take(&mut txn.buf)));
         }
         for ev in out {
@@ -623,6 +628,10 @@ impl Streamer {
                     if !self.emit(SourceEvent::Applied(applied)).await? {
                         return Ok(false);
                     }
+                }
+                if txn.removes {
+                    // Before the next transaction: an echo after this one comes with its rows.
+                    self.opts.own_rows.removed();
                 }
                 let txn_seq = txn.begun.unwrap_or(self.txn_seq);
                 self.emit(SourceEvent::Commit(TxnMeta { position, commit_ts, origin: None, txn_seq })).await

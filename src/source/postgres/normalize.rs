@@ -73,6 +73,8 @@ struct OpenTxn {
     watermarks: Vec<String>,
     /// tandem's own transaction: the position its applied-position message names.
     applied: Option<String>,
+    /// A client transaction that removes a row (`OwnRows::removed` at its commit).
+    removes: bool,
 }
 
 impl OpenTxn {
@@ -85,6 +87,7 @@ impl OpenTxn {
             pending: Vec::new(),
             watermarks: Vec::new(),
             applied: None,
+            removes: false,
         }
     }
 }
@@ -282,6 +285,10 @@ impl Normalizer {
                         if let Some(applied) = txn.applied {
                             out.push(SourceEvent::Applied(applied));
                         }
+                        if txn.removes {
+                            // Before the next transaction: an echo after this one comes with its rows.
+                            self.own_rows.removed();
+                        }
                         self.last_pos = self.last_pos.max(c.end_lsn);
                         out.push(SourceEvent::Commit(meta(txn_seq, txn.origin)));
                     }
@@ -302,7 +309,9 @@ impl Normalizer {
 
     /// Queues a change of the open transaction; emits a chunk when full.
     fn push(&mut self, change: Change, out: &mut Vec<SourceEvent>) {
+        let removes = self.pairs.iter().find(|p| p.pair == change.pair).is_some_and(|p| p.removes_row(&change));
         let Some(txn) = self.txn.as_mut() else { return };
+        txn.removes |= removes && txn.mode == TxnMode::Deliver;
         txn.pending.push(change);
         if txn.pending.len() < self.chunk_rows {
             return;

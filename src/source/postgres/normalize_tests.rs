@@ -303,13 +303,18 @@ fn own_origin_is_delivered_as_tandems_with_its_applied_position_other_origins_as
 }
 
 #[test]
-fn rows_of_own_transactions_come_once_asked() {
-    let own_rows = crate::source::OwnRows::default();
+fn rows_of_own_transactions_come_from_the_first_removal_by_a_client_on() {
+    let own_rows = crate::source::OwnRows::after_removals();
     let mut n = normalizer(100, 0).with_own_rows(own_rows.clone());
     let origin = PgOutputMessage::Origin(Origin { origin_lsn: Lsn(0), name: "tandem_crm".into() });
     let ev = run(&mut n, vec![relation(), begin(0x100), origin.clone(), insert(7, "1"), commit(0x100, 0x130)]);
     assert!(!ev.iter().any(|e| matches!(e, SourceEvent::Changes(_))), "{ev:?}");
-    own_rows.ask();
+    // A client transaction that inserts removes nothing; one that deletes does.
+    run(&mut n, vec![begin(0x140), insert(7, "9"), commit(0x140, 0x150)]);
+    assert!(!own_rows.wanted());
+    let delete = PgOutputMessage::Delete(Delete { relation: 7, old: OldTuple::Full(tup(t("n"), "9", t("a@x"))) });
+    run(&mut n, vec![begin(0x160), delete, commit(0x160, 0x170)]);
+    assert!(own_rows.wanted(), "turned on at the commit of the first removal, before any later echo");
     let ev = run(&mut n, vec![begin(0x200), origin, insert(7, "2"), commit(0x200, 0x230)]);
     assert!(matches!(ev.as_slice(), [
         SourceEvent::Begin { origin: crate::model::Origin::Tandem, .. },
