@@ -81,28 +81,7 @@ fn hex(b: &[u8]) -> String {
     s
 }
 
-/// The type to cast text to: the declared type without its modifier, so the
-/// assignment to the column (not an explicit cast, which would silently
-/// truncate a varchar) enforces lengths. `character(n)` becomes `bpchar`, the
-/// blank-padded type without a length: a bare `character` means
-/// `character(1)`, and a cast to it would keep only the first character.
-pub fn cast_type(pg_type: &str) -> String {
-    let mut out = String::with_capacity(pg_type.len());
-    let mut depth = 0;
-    for ch in pg_type.chars() {
-        match ch {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ if depth == 0 => out.push(ch),
-            _ => {}
-        }
-    }
-    let base = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    match base.strip_prefix("character") {
-        Some(rest) if rest.is_empty() || rest.starts_with('[') => format!("bpchar{rest}"),
-        _ => base,
-    }
-}
+pub use crate::sql::pg::cast_type;
 
 /// Columns an insert writes (generated columns are the server's).
 pub fn writable(schema: &PairSchema) -> Vec<usize> {

@@ -127,17 +127,7 @@ pub fn pg_kind(ty: &str) -> ValueKind {
     if ty.trim_end().ends_with("[]") {
         return ValueKind::Unsupported;
     }
-    let mut stripped = String::with_capacity(ty.len());
-    let mut depth = 0i32;
-    for ch in ty.chars() {
-        match ch {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ if depth == 0 => stripped.push(ch),
-            _ => {}
-        }
-    }
-    let base = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
+    let base = crate::sql::pg::base_type(ty);
     match base.as_str() {
         "boolean" => ValueKind::Bool,
         "smallint" | "integer" | "bigint" => ValueKind::Int,

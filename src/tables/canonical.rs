@@ -73,28 +73,13 @@ pub fn my_ident(s: &str) -> String {
     crate::sql::my::ident(s)
 }
 
-/// A Postgres type without its modifier (`numeric(12,2)` → `numeric`), so a
-/// value is checked by the assignment to the column, never truncated by a cast.
-pub fn pg_cast_type(pg_type: &str) -> String {
-    let mut out = String::with_capacity(pg_type.len());
-    let mut depth = 0i32;
-    for ch in pg_type.chars() {
-        match ch {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ if depth == 0 => out.push(ch),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// The Postgres kind of a column. `schema::pg_kind` does not know type names
 /// with a modifier inside (`timestamp(6) without time zone`), so those are
 /// looked up again without it.
 pub fn pg_kind_of(c: &ColumnSchema) -> ValueKind {
     match c.pg_kind {
-        ValueKind::Unsupported => crate::schema::pg_kind(&pg_cast_type(&c.pg_type)),
+        ValueKind::Unsupported => crate::schema::pg_kind(&crate::sql::pg::base_type(&c.pg_type)),
         k => k,
     }
 }
@@ -200,7 +185,7 @@ pub fn value_param(d: Dialect, c: &ColumnSchema, ph: &str) -> String {
         Dialect::Postgres => match pg_kind_of(c) {
             ValueKind::Bytes => format!("decode({ph}::text, 'hex')"),
             ValueKind::Text => format!("{ph}::text"),
-            _ => format!("{ph}::text::{}", pg_cast_type(&c.pg_type)),
+            _ => format!("{ph}::text::{}", crate::sql::pg::cast_type(&c.pg_type)),
         },
         _ => match c.my_kind {
             ValueKind::Bool | ValueKind::Int => format!("CAST({ph} AS SIGNED)"),
@@ -499,8 +484,8 @@ mod tests {
     fn json_keys_are_refused_and_types_lose_modifiers() {
         let s = schema(vec![col("j", "jsonb", "json")], vec![0]);
         assert!(SideSql::new(Dialect::Postgres, &s).is_err());
-        assert_eq!(pg_cast_type("timestamp(6) without time zone"), "timestamp without time zone");
-        assert_eq!(pg_cast_type("numeric(12,2)"), "numeric");
+        assert_eq!(crate::sql::pg::cast_type("timestamp(6) without time zone"), "timestamp without time zone");
+        assert_eq!(crate::sql::pg::cast_type("numeric(12,2)"), "numeric");
     }
 }
 

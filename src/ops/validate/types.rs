@@ -347,17 +347,7 @@ fn pg_precision(pg_name: &str) -> u32 {
 
 /// The Postgres type name without modifiers, whitespace collapsed.
 fn pg_base(ty: &str) -> String {
-    let mut stripped = String::with_capacity(ty.len());
-    let mut depth = 0i32;
-    for ch in ty.chars() {
-        match ch {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ if depth == 0 => stripped.push(ch),
-            _ => {}
-        }
-    }
-    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::sql::pg::base_type(ty)
 }
 
 /// `(p, s)` of the first parenthesised modifier of a Postgres type.

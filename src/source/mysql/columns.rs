@@ -315,6 +315,35 @@ pub async fn load_tables(
     Ok(out)
 }
 
+/// A decoder per paired MySQL table (by `(db, table)`) for the tables as
+/// `information_schema` shows them now; a table that cannot be decoded
+/// (missing, or a mapped column gone) gets the reason instead.
+pub(super) async fn decoders(
+    meta: &mut mysql_async::Conn,
+    pairs: &std::collections::HashMap<(String, String), crate::schema::PairSchema>,
+    mariadb: bool,
+) -> Result<std::collections::HashMap<(String, String), std::result::Result<std::sync::Arc<super::rows::TableDecoder>, String>>> {
+    let mut decoders = std::collections::HashMap::new();
+    for (key, pair) in pairs {
+        let cols = load_table(meta, &key.0, &key.1, mariadb).await?;
+        let dec = if cols.columns.is_empty() {
+            Err(format!("mysql table {}.{} does not exist", key.0, key.1))
+        } else {
+            super::rows::TableDecoder::new(pair, &cols).map(std::sync::Arc::new).map_err(|e| e.to_string())
+        };
+        match &dec {
+            Ok(d) if !d.unmapped.is_empty() => tracing::warn!(
+                pair = %pair.name, table = %format!("{}.{}", key.0, key.1), columns = ?d.unmapped,
+                "mysql columns not mapped by the pair are ignored"
+            ),
+            Err(e) => tracing::warn!(pair = %pair.name, error = %e, "pair cannot be decoded until its schema is fixed"),
+            _ => {}
+        }
+        decoders.insert(key.clone(), dec);
+    }
+    Ok(decoders)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -256,6 +256,13 @@ fn keywords(sql: &[u8]) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+/// Does `sql` (lower-cased) name `table` as a whole identifier?
+pub fn mentions(sql: &str, table: &str) -> bool {
+    let t = table.to_ascii_lowercase();
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
+    sql.match_indices(&t).any(|(i, _)| !ident(sql[..i].chars().next_back()) && !ident(sql[i + t.len()..].chars().next()))
+}
+
 #[cfg(test)]
 mod truncate_tests {
     use super::truncated_table;

@@ -16,12 +16,16 @@
 //!
 //! Submodules: `events` (raw MariaDB events, QUERY classification), `columns`
 //! (information_schema), `rows` (row images → `Value`), `rows_event` (one rows
-//! event → `Change`s, pure), `gtid_set` (MySQL GTID sets), `stream` (the event
-//! state machine).
+//! event → `Change`s, pure), `control` (tandem's checkpoint and watermark
+//! rows, pure), `gtid_set` (MySQL GTID sets), `position` (where the stream
+//! is), `dump` (the dump connection), `stream` (the event state machine).
 
 pub mod columns;
+mod control;
+mod dump;
 pub mod events;
 pub mod gtid_set;
+mod position;
 pub mod rows;
 pub mod rows_event;
 mod stream;

@@ -406,6 +406,13 @@ fn set_labels(mask: &[u8], labels: &[String]) -> Result<String, String> {
     Ok(out)
 }
 
+/// Column names from the table map's optional metadata (`binlog_row_metadata=FULL`).
+pub fn binlog_column_names(tme: &mysql_async::binlog::events::TableMapEvent<'_>) -> Option<Vec<String>> {
+    let meta = mysql_async::binlog::events::OptionalMetaExtractor::new(tme.iter_optional_meta()).ok()?;
+    let names = meta.iter_column_name().map(|n| n.map(|n| n.name().into_owned())).collect::<std::io::Result<Vec<_>>>().ok()?;
+    (!names.is_empty()).then_some(names)
+}
+
 #[cfg(test)]
 #[path = "rows_tests.rs"]
 mod tests;

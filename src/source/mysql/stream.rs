@@ -14,50 +14,25 @@
 //! decoded. Panics inside mysql_common's event reader are caught and become
 //! errors.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
-use mysql_async::binlog::events::{Event, EventData, OptionalMetaExtractor, TableMapEvent};
-use mysql_async::prelude::Queryable;
-use mysql_async::BinlogStreamRequest;
+use mysql_async::binlog::events::{Event, EventData, TableMapEvent};
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
-use super::columns::load_table;
+use super::control::{applied_in, signals_in};
 use super::events::{self, code, QueryKind};
 use super::gtid_set::{uuid_text, GtidSet};
+use super::position::{Tracker, TxnGtid};
 use super::rows::TableDecoder;
 use super::{Flavor, MysqlSourceOptions};
-use crate::config::{Direction, Endpoint};
-use crate::model::{BinlogPos, Change, MariaGtid, Op, Origin, SourceEvent, SourcePos, TxnMeta};
+use crate::config::Endpoint;
+use crate::model::{BinlogPos, Change, Op, Origin, SourceEvent, SourcePos, TxnMeta};
 use crate::schema::PairSchema;
 use crate::{Error, Result};
-
-/// Where the stream is, in the vocabulary of its start position.
-enum Tracker {
-    Maria(BTreeMap<u32, MariaGtid>),
-    Mysql(GtidSet),
-    File { file: String, pos: u64 },
-}
-
-impl Tracker {
-    fn position(&self) -> BinlogPos {
-        match self {
-            Tracker::Maria(m) => BinlogPos::MariaGtids(m.values().copied().collect()),
-            Tracker::Mysql(s) => BinlogPos::MysqlGtidSet(s.to_string()),
-            Tracker::File { file, pos } => BinlogPos::File { file: file.clone(), pos: *pos },
-        }
-    }
-}
-
-/// The GTID that names an event group.
-#[derive(Debug, Clone)]
-enum TxnGtid {
-    Maria(MariaGtid),
-    Mysql { sid: String, gno: u64 },
-}
 
 /// The transaction being read.
 #[derive(Default)]
@@ -198,39 +173,12 @@ impl Streamer {
     }
 
     async fn open_stream(&mut self, start: &BinlogPos) -> Result<mysql_async::BinlogStream> {
-        let mut conn = crate::db::open_mysql(&self.endpoint, false).await?;
-        let checksum: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_checksum").await?;
-        self.crc_on = checksum.as_deref().is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
-        let heartbeat_ns = self.opts.heartbeat.as_nanos().clamp(1_000_000, 4_294_967_000_000_000);
-        conn.query_drop(format!("SET @master_heartbeat_period = {heartbeat_ns}")).await?;
-        let server_id = self.opts.server_id;
-        match (self.flavor, start) {
-            (Flavor::MariaDb, BinlogPos::MariaGtids(list)) => {
-                let state = list.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(",");
-                conn.query_drop("SET @mariadb_slave_capability = 4").await?;
-                conn.exec_drop("SET @slave_connect_state = ?", (state,)).await?;
-                conn.query_drop("SET @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0").await?;
-                let req = BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
-                Ok(conn.get_binlog_stream(req).await?)
-            }
-            (Flavor::MariaDb, BinlogPos::File { file, pos }) => {
-                conn.query_drop("SET @mariadb_slave_capability = 4").await?;
-                self.file = file.clone();
-                let req = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(*pos);
-                Ok(conn.get_binlog_stream(req).await?)
-            }
-            (Flavor::Mysql, BinlogPos::MysqlGtidSet(text)) => {
-                let sids = GtidSet::parse(text).and_then(|s| s.to_sids()).map_err(Error::Decode)?;
-                let req = BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids).with_filename(b"").with_pos(4u64);
-                Ok(conn.get_binlog_stream(req).await?)
-            }
-            (Flavor::Mysql, BinlogPos::File { file, pos }) => {
-                self.file = file.clone();
-                let req = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(*pos);
-                Ok(conn.get_binlog_stream(req).await?)
-            }
-            (flavor, other) => Err(Error::Checkpoint(format!("start position {other} does not fit a {flavor:?} server"))),
+        let dump = super::dump::open(&self.endpoint, &self.opts, self.flavor, start).await?;
+        self.crc_on = dump.crc_on;
+        if let Some(file) = dump.file {
+            self.file = file;
         }
+        Ok(dump.stream)
     }
 
     /// Re-reads information_schema for every paired table and rebuilds decoders.
@@ -247,26 +195,7 @@ impl Streamer {
     }
 
     async fn load_decoders(&mut self) -> Result<()> {
-        let mariadb = self.flavor == Flavor::MariaDb;
-        let mut decoders = HashMap::new();
-        for (key, pair) in &self.pairs {
-            let cols = load_table(&mut self.meta, &key.0, &key.1, mariadb).await?;
-            let dec = if cols.columns.is_empty() {
-                Err(format!("mysql table {}.{} does not exist", key.0, key.1))
-            } else {
-                TableDecoder::new(pair, &cols).map(Arc::new).map_err(|e| e.to_string())
-            };
-            match &dec {
-                Ok(d) if !d.unmapped.is_empty() => tracing::warn!(
-                    pair = %pair.name, table = %format!("{}.{}", key.0, key.1), columns = ?d.unmapped,
-                    "mysql columns not mapped by the pair are ignored"
-                ),
-                Err(e) => tracing::warn!(pair = %pair.name, error = %e, "pair cannot be decoded until its schema is fixed"),
-                _ => {}
-            }
-            decoders.insert(key.clone(), dec);
-        }
-        self.decoders = decoders;
+        self.decoders = super::columns::decoders(&mut self.meta, &self.pairs, self.flavor == Flavor::MariaDb).await?;
         self.tables.clear();
         Ok(())
     }
@@ -399,7 +328,7 @@ impl Streamer {
             }
             QueryKind::Dml => {
                 let sql = q.query().to_ascii_lowercase();
-                if let Some(((db, table), _)) = self.pairs.keys().map(|k| (k, ())).find(|((_, t), _)| mentions(&sql, t)) {
+                if let Some(((db, table), _)) = self.pairs.keys().map(|k| (k, ())).find(|((_, t), _)| events::mentions(&sql, t)) {
                     return Err(Error::Unsupported(format!(
                         "statement-based binlog event may touch paired table {db}.{table}; tandem needs binlog_format=ROW: {}",
                         sql.chars().take(200).collect::<String>()
@@ -457,7 +386,7 @@ impl Streamer {
             }
         };
         let colmap = match &route {
-            Route::Paired(Ok(dec)) => dec.column_map(binlog_column_names(&tme), tme.columns_count() as usize),
+            Route::Paired(Ok(dec)) => dec.column_map(super::rows::binlog_column_names(&tme), tme.columns_count() as usize),
             _ => Ok(Vec::new()),
         };
         self.tables.insert(tme.table_id(), Arc::new(TableEntry { raw: raw.to_vec(), tme, route, colmap }));
@@ -657,67 +586,6 @@ impl Streamer {
             r = self.tx.send(ev) => Ok(r.is_ok()),
         }
     }
-}
-
-/// The Postgres position in `pipeline`'s `postgres_to_mysql` row written by
-/// one rows event on `tandem.checkpoints` (columns: pipeline, direction,
-/// position, server_identity, updated_at).
-fn applied_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Option<String>> {
-    use mysql_async::binlog::value::BinlogValue;
-    let mut found = None;
-    for row in re.rows(tme) {
-        let (_, after) = row.map_err(|e| Error::Decode(format!("tandem.checkpoints row: {e}")))?;
-        let Some(after) = after else { continue };
-        let text = |i: usize| match after.as_ref(i) {
-            Some(BinlogValue::Value(mysql_async::Value::Bytes(b))) => Some(b.clone()),
-            _ => None,
-        };
-        if text(0).as_deref() != Some(pipeline.as_bytes()) || text(1).as_deref() != Some(Direction::PostgresToMysql.key().as_bytes()) {
-            continue;
-        }
-        found = text(2).and_then(|p| String::from_utf8(p).ok());
-    }
-    Ok(found)
-}
-
-/// The payloads of `pipeline`'s watermarks inserted by one rows event on
-/// `tandem.signals` (columns: id, pipeline, kind, payload, created_at).
-fn signals_in(re: &mysql_async::binlog::events::RowsEventData<'_>, tme: &TableMapEvent<'_>, pipeline: &str) -> Result<Vec<String>> {
-    use mysql_async::binlog::value::BinlogValue;
-    if !matches!(re, mysql_async::binlog::events::RowsEventData::WriteRowsEvent(_) | mysql_async::binlog::events::RowsEventData::WriteRowsEventV1(_)) {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for row in re.rows(tme) {
-        let (_, after) = row.map_err(|e| Error::Decode(format!("tandem.signals row: {e}")))?;
-        let Some(after) = after else { continue };
-        let text = |i: usize| match after.as_ref(i) {
-            Some(BinlogValue::Value(mysql_async::Value::Bytes(b))) => Some(b.clone()),
-            _ => None,
-        };
-        if text(1).as_deref() != Some(pipeline.as_bytes()) {
-            continue;
-        }
-        match text(3).map(String::from_utf8) {
-            Some(Ok(payload)) => out.push(payload),
-            _ => tracing::warn!("unreadable backfill watermark in tandem.signals ignored"),
-        }
-    }
-    Ok(out)
-}
-
-/// Column names from the table map's optional metadata (`binlog_row_metadata=FULL`).
-fn binlog_column_names(tme: &TableMapEvent<'_>) -> Option<Vec<String>> {
-    let meta = OptionalMetaExtractor::new(tme.iter_optional_meta()).ok()?;
-    let names = meta.iter_column_name().map(|n| n.map(|n| n.name().into_owned())).collect::<std::io::Result<Vec<_>>>().ok()?;
-    (!names.is_empty()).then_some(names)
-}
-
-/// Does `sql` (lower-cased) name `table` as a whole identifier?
-fn mentions(sql: &str, table: &str) -> bool {
-    let t = table.to_ascii_lowercase();
-    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
-    sql.match_indices(&t).any(|(i, _)| !ident(sql[..i].chars().next_back()) && !ident(sql[i + t.len()..].chars().next()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
