@@ -11,7 +11,7 @@
 //!    the destination's state schema (tagged with the chunk number), and
 //!    writes a **high** watermark naming the chunk.
 //! 2. The pipeline's source delivers both watermarks in stream order
-//!    (`SourceEvent::Signal`). Between them, the batcher records every key of
+//!    (`SourceEvent::Watermark`). Between them, the batcher records every key of
 //!    that pair that changed (`window`): the chunk's snapshot may be older or
 //!    newer than those changes, so the chunk's copy of them is dropped, and the
 //!    last full row image the stream saw takes its place (or nothing, when the

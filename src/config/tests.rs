@@ -1,3 +1,6 @@
+//! Tests of config parsing and validation: every key of DESIGN §5, errors that
+//! name the file, the key and what is expected, and secrets redacted.
+
 use super::*;
 use std::path::Path;
 

@@ -3,8 +3,9 @@
 //! tandem's write as that side's outcome) and keeps the row-incarnation
 //! bookkeeping of that side's own changes (see `crate::echo`).
 //!
-//! It is a pure, synchronous transformer of `SourceEvent`s (`process`),
-//! read through `EchoEvents`, which the batcher pulls from. Invariants:
+//! It is a synchronous transformer of `SourceEvent`s (`process`: no I/O;
+//! it records into the shared registry and counts echoes), read through
+//! `EchoEvents`, which the batcher pulls from. Invariants:
 //! every `Origin::Tandem` transaction leaves as one `Idle` at its commit
 //! position, or as one `Origin::Outcome` transaction with that position;
 //! `Client` transactions pass unchanged; a `Barrier` precedes a transaction

@@ -11,6 +11,12 @@ use crate::config::{Config, PairConfig, TableName};
 use crate::schema::{my_kind, pg_kind, ColumnSchema, PairSchema};
 use mysql_async::prelude::Queryable;
 
+/// The primary key columns of the table with OID `$1`, in key order.
+pub const PG_PRIMARY_KEY_SQL: &str = "SELECT a.attname::text FROM pg_index i
+     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+     WHERE i.indrelid = $1 AND i.indisprimary
+     ORDER BY array_position(i.indkey::int2[], a.attnum)";
+
 /// One catalog column.
 #[derive(Debug, Clone)]
 pub struct CatalogColumn {
@@ -54,10 +60,7 @@ pub async fn pg_table(client: &tokio_postgres::Client, t: &TableName) -> Result<
         .await?;
     let pk = client
         .query(
-            "SELECT a.attname::text FROM pg_index i
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-             WHERE i.indrelid = $1 AND i.indisprimary
-             ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            PG_PRIMARY_KEY_SQL,
             &[&oid],
         )
         .await?;

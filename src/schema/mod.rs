@@ -2,7 +2,7 @@
 //! types on both sides, owners and key.
 //!
 //! Built at start (and after DDL) by introspecting both databases
-//! (`crate::ops::introspect`). A `Row` is positional over `PairSchema::columns`.
+//! (`introspect`). A `Row` is positional over `PairSchema::columns`.
 //! Columns present on one side only are not part of the pair (they are ignored
 //! with a warning); a mapped column missing on a side is an error naming it.
 

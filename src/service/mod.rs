@@ -3,7 +3,7 @@
 //! `/status`) and the systemd notifications (READY=1 once both directions
 //! stream, WATCHDOG=1, STATUS=, STOPPING=1).
 //!
-//! `start()` is called by the CLI before `ops::run::run`; `Service::finish()`
+//! `start()` is called by the CLI before `run::run`; `Service::finish()`
 //! after it returns. The replication itself knows nothing of this module
 //! beyond the three `state::ServiceState` hooks. Everything served here is
 //! built from `state` and the metric totals, never from the config's

@@ -3,14 +3,14 @@
 //! acknowledged source position and the last error — for `/health`,
 //! `/status` and the systemd notifications.
 //!
-//! `ops::run` writes it through three hooks (`track` around each attempt of
+//! `run` writes it through three hooks (`track` around each attempt of
 //! a direction, `streaming` once its applier is connected and its source
 //! streams, `acknowledged` after each destination commit); readers take
 //! `snapshot()`s and may wait for `changed()`. One process-wide instance
 //! (`global()`), like the metrics recorder: a process runs one pipeline.
 //! Error texts are stored with every configured password blanked out, so a
 //! secret cannot reach a status document even if a driver echoed it.
-//! The HA role (`ops::lease`): `standby` while another instance holds the
+//! The HA role (`run::lease`): `standby` while another instance holds the
 //! pipeline lease (both directions then report `Phase::Standby`), `active`
 //! while this one holds it.
 
@@ -141,7 +141,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The state `ops::run` reports to in this process.
+/// The state `run` reports to in this process.
 pub fn global() -> &'static ServiceState {
     static STATE: OnceLock<ServiceState> = OnceLock::new();
     STATE.get_or_init(ServiceState::default)

@@ -7,7 +7,7 @@
 //! destination and is written in the same transaction as the rows it covers,
 //! so it moves only with a destination commit. Both also hold a `lease` row
 //! per pipeline whose epoch each new lease holder increments: checkpoint
-//! writes are conditional on it (see `ops::lease`).
+//! writes are conditional on it (see `run::lease`).
 
 use crate::config::Direction;
 

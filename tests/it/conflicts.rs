@@ -210,7 +210,7 @@ pub(super) async fn concurrently(db: &TestDb, cfg: &PathBuf, run: InProcess, pg_
 }
 
 /// Both sides' rows once they are equal, or after `WAIT`: a write forwarded
-/// back (`conflict::incarnation`) takes one more trip than the barrier.
+/// back (`echo`) takes one more trip than the barrier.
 pub(super) async fn converged(db: &TestDb) -> (Rows, Rows) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {

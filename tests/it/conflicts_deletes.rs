@@ -2,7 +2,7 @@
 //! (DESIGN §3): a delete against a concurrent update, an update of a row the
 //! destination deleted (`missing_row`), `deletes = "postgres"`, and a key
 //! deleted and inserted again on one side while the other side still
-//! changes the old row (`tandem::conflict::incarnation`). Helpers come from
+//! changes the old row (`tandem::echo`). Helpers come from
 //! `conflicts`.
 
 use super::conflicts::*;
@@ -87,7 +87,7 @@ async fn a_mysql_reinsert_concurrent_with_a_postgres_update_of_the_old_row_conve
 /// in two transactions (`missing_row = "insert"`: the update brings row 1
 /// back in Postgres, where MariaDB's delete then removes it again). Both
 /// sides deleted the row, so it stays gone: the short-lived re-creation in
-/// Postgres is not forwarded to MariaDB (`conflict::incarnation`), where it
+/// Postgres is not forwarded to MariaDB (`echo`), where it
 /// would bring back a row neither side has any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_both_sides_delete_stays_deleted_when_mysql_updated_it_first() {

@@ -11,7 +11,7 @@
 //! since values flow from the computing side. A Postgres identity ALWAYS
 //! column (key or not) is an INFO line too: inserts from MySQL keep their
 //! value (OVERRIDING SYSTEM VALUE), updates from MySQL never change it.
-//! Column matching follows `ops::introspect::resolve_pair` (canonical names,
+//! Column matching follows `schema::introspect::resolve_pair` (canonical names,
 //! renames from `[pairs.columns]`).
 
 use super::mysql::{bq, text, MyFacts};
@@ -102,10 +102,7 @@ async fn read_pg(pg: &Client, t: &TableName) -> Res<Option<PgTable>> {
     }
     let pk = pg
         .query(
-            "SELECT a.attname::text FROM pg_index i
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-             WHERE i.indrelid = $1 AND i.indisprimary
-             ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            crate::schema::introspect::PG_PRIMARY_KEY_SQL,
             &[&oid],
         )
         .await
