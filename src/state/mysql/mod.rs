@@ -1,0 +1,58 @@
+//! Every read and write of tandem's state tables in MySQL/MariaDB (the
+//! `tandem` database, or `state_schema`), one file per table: the
+//! `postgres_to_mysql` checkpoint with its lease fence (`checkpoints`), the
+//! origin marker, conflicts, quarantine, parked changes, backfill progress
+//! (`backfill`).
+//!
+//! The applier sends its statements in multi-statement round trips, so the
+//! writes of a batch are rendered into its statement buffer (`push_*`) and
+//! travel with the batch's COMMIT; reads run at once. Every statement names
+//! the pipeline (and direction where the table has one): several pipelines
+//! may share the state database. Literals are quoted for tandem's sessions
+//! (`NO_BACKSLASH_ESCAPES`). Nothing here decides anything: callers choose
+//! what to write, this module only says how.
+
+mod backfill;
+mod checkpoints;
+mod conflicts;
+mod origin_marker;
+mod parked;
+mod quarantine;
+
+use crate::config::Direction;
+use crate::sql::my::{ident, push_literal};
+
+/// The state tables of one pipeline and direction in one MySQL server.
+#[derive(Debug, Clone)]
+pub struct MyState {
+    /// The quoted state database.
+    db: String,
+    /// Its name as configured.
+    db_name: String,
+    pipeline: String,
+    direction: &'static str,
+}
+
+/// Appends a literal, or `NULL` for `None`.
+fn push_opt(out: &mut String, v: Option<&str>) {
+    match v {
+        Some(t) => push_literal(out, t),
+        None => out.push_str("NULL"),
+    }
+}
+
+impl MyState {
+    pub fn new(state_db: &str, pipeline: &str, direction: Direction) -> Self {
+        MyState { db: ident(state_db), db_name: state_db.to_string(), pipeline: pipeline.to_string(), direction: direction.key() }
+    }
+
+    /// The state database's name (unquoted).
+    pub fn db_name(&self) -> &str {
+        &self.db_name
+    }
+
+    /// `` `db`.table ``.
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.db)
+    }
+}

@@ -1,0 +1,59 @@
+//! The `checkpoints` table in Postgres: the `mysql_to_postgres` checkpoint,
+//! the MySQL server identity stored with it, and its batch upsert, fenced
+//! by the pipeline's `lease` row when the applier holds a lease epoch.
+//!
+//! Invariant: the batch upsert runs in the batch's transaction, so the
+//! checkpoint moves only with a destination commit (DESIGN §4).
+
+use super::PgState;
+use crate::Result;
+use tokio_postgres::Client;
+
+impl PgState {
+    /// The direction's checkpoint (position text), if one was written.
+    pub async fn checkpoint(&self, client: &Client) -> Result<Option<String>> {
+        let sql = format!("SELECT position FROM {} WHERE pipeline = $1 AND direction = $2", self.table("checkpoints"));
+        let row = client.query_opt(&sql, &[&self.pipeline, &self.direction]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// The source server identity stored with the checkpoint, if any.
+    pub async fn source_identity(&self, client: &Client) -> Result<Option<String>> {
+        let sql = format!("SELECT server_identity FROM {} WHERE pipeline = $1 AND direction = $2", self.table("checkpoints"));
+        let row = client.query_opt(&sql, &[&self.pipeline, &self.direction]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
+    }
+
+    /// Writes the checkpoint outside any batch unless one exists (`init`'s
+    /// start position); `true` when it was written.
+    pub async fn store_initial_checkpoint(&self, client: &Client, position: &str, identity: Option<&str>) -> Result<bool> {
+        let sql = format!(
+            "INSERT INTO {} (pipeline, direction, position, server_identity, updated_at) VALUES ($1, $2, $3, $4, now())
+             ON CONFLICT (pipeline, direction) DO NOTHING",
+            self.table("checkpoints")
+        );
+        let n = client.execute(&sql, &[&self.pipeline, &self.direction, &position, &identity]).await?;
+        Ok(n == 1)
+    }
+
+    /// The checkpoint upsert of a batch: `$1` pipeline, `$2` direction, `$3`
+    /// position, `$4` source identity and, when `fenced`, `$5` the lease
+    /// epoch the write is conditional on (no row is written when the lease
+    /// row has another epoch).
+    pub fn checkpoint_sql(&self, fenced: bool) -> String {
+        let upsert = "ON CONFLICT (pipeline, direction) DO UPDATE SET position = EXCLUDED.position,
+                 server_identity = EXCLUDED.server_identity, updated_at = EXCLUDED.updated_at";
+        let table = self.table("checkpoints");
+        if fenced {
+            // The share lock on the lease row makes a new holder's epoch bump wait for this commit.
+            format!(
+                "INSERT INTO {table} (pipeline, direction, position, server_identity, updated_at)
+                 SELECT $1::text, $2::text, $3::text, $4::text, now() FROM {} WHERE pipeline = $1::text AND epoch = $5 FOR SHARE
+                 {upsert}",
+                self.table("lease")
+            )
+        } else {
+            format!("INSERT INTO {table} (pipeline, direction, position, server_identity, updated_at) VALUES ($1, $2, $3, $4, now()) {upsert}")
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The `quarantine` table in Postgres: changes this database rejected
+//! (written in the batch's transaction) and their removal once a retry
+//! applied them.
+
+use super::PgState;
+use crate::state::QuarantineRow;
+use crate::Result;
+use tokio_postgres::Client;
+
+impl PgState {
+    /// Records rejected changes, in the open transaction.
+    pub async fn quarantine(&self, client: &Client, rows: &[QuarantineRow], position: &str) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipeline, direction, pair, key_json, column_name, value_text, error, change_json, position)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            self.table("quarantine")
+        );
+        for r in rows {
+            client
+                .execute(&sql, &[&self.pipeline, &self.direction, &r.pair, &r.key_json, &r.column, &r.value, &r.error, &r.change_json, &position])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes one quarantined change (its retry applied it).
+    pub async fn unquarantine(&self, client: &Client, id: i64) -> Result<()> {
+        client.execute(&format!("DELETE FROM {} WHERE id = $1", self.table("quarantine")), &[&id]).await?;
+        Ok(())
+    }
+}
