@@ -1,6 +1,6 @@
 //! The `checkpoints` table in MySQL: the `postgres_to_mysql` checkpoint and
 //! its batch write, fenced by the pipeline's `lease` row when the applier
-//! holds a lease epoch; and that epoch.
+//! holds a lease epoch.
 //!
 //! Invariant: the batch write travels with the batch's COMMIT, so the
 //! checkpoint moves only with a destination commit (DESIGN §4).
@@ -12,10 +12,25 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 impl MyState {
+    /// `?` pipeline, `?` direction: the checkpoint's position.
+    fn checkpoint_query(&self) -> String {
+        format!("SELECT position FROM {} WHERE pipeline = ? AND direction = ?", self.table("checkpoints"))
+    }
+
     /// The direction's checkpoint (position text), if one was written.
     pub async fn checkpoint(&self, conn: &mut Conn) -> Result<Option<String>> {
-        let sql = format!("SELECT position FROM {} WHERE pipeline = ? AND direction = ?", self.table("checkpoints"));
-        Ok(conn.exec_first(sql, (&self.pipeline, self.direction)).await?)
+        Ok(conn.exec_first(self.checkpoint_query(), (&self.pipeline, self.direction)).await?)
+    }
+
+    /// Like `checkpoint`, but also `None` when the state table or database
+    /// does not exist (before `tandem init`).
+    pub async fn checkpoint_if_initialized(&self, conn: &mut Conn) -> Result<Option<String>> {
+        match conn.exec_first::<String, _, _>(self.checkpoint_query(), (&self.pipeline, self.direction)).await {
+            Ok(p) => Ok(p),
+            // ER_NO_SUCH_TABLE, ER_BAD_DB_ERROR.
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1049 => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The checkpoint write of a batch. With `fence`, the lease row's epoch
@@ -46,11 +61,5 @@ impl MyState {
             }
         }
         out.push_str(", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at);\n");
-    }
-
-    /// The pipeline's lease epoch in this database.
-    pub async fn lease_epoch(&self, conn: &mut Conn) -> Result<Option<i64>> {
-        let sql = format!("SELECT epoch FROM {} WHERE pipeline = ?", self.table("lease"));
-        Ok(conn.exec_first(sql, (&self.pipeline,)).await?)
     }
 }

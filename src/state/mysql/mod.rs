@@ -1,8 +1,14 @@
 //! Every read and write of tandem's state tables in MySQL/MariaDB (the
 //! `tandem` database, or `state_schema`), one file per table: the
 //! `postgres_to_mysql` checkpoint with its lease fence (`checkpoints`), the
-//! origin marker, conflicts, quarantine, parked changes, backfill progress
-//! (`backfill`).
+//! lease epoch, the origin marker, conflicts, quarantine, parked changes,
+//! backfill progress (`backfill`).
+//!
+//! `MyState` is one pipeline and direction (the applier's view);
+//! `MyPipelineState` is the whole pipeline, for what is not tied to one
+//! direction: the lease row, the origin marker of the commands' writes, and
+//! the commands that read or tidy both directions' rows (`status`,
+//! `conflicts`, `quarantine`, `backfill`).
 //!
 //! The applier sends its statements in multi-statement round trips, so the
 //! writes of a batch are rendered into its statement buffer (`push_*`) and
@@ -15,11 +21,12 @@
 mod backfill;
 mod checkpoints;
 mod conflicts;
+mod lease;
 mod origin_marker;
 mod parked;
 mod quarantine;
 
-use crate::config::Direction;
+use crate::config::{Config, Direction};
 use crate::sql::my::{ident, push_literal};
 
 /// The state tables of one pipeline and direction in one MySQL server.
@@ -53,6 +60,28 @@ impl MyState {
 
     /// `` `db`.table ``.
     pub fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.db)
+    }
+}
+
+/// The state tables of one pipeline in one MySQL server, whatever the
+/// direction.
+#[derive(Debug, Clone)]
+pub struct MyPipelineState {
+    /// The quoted state database.
+    db: String,
+    /// Its name as configured.
+    db_name: String,
+    pipeline: String,
+}
+
+impl MyPipelineState {
+    pub fn new(cfg: &Config) -> Self {
+        MyPipelineState { db: ident(&cfg.state_schema), db_name: cfg.state_schema.clone(), pipeline: cfg.pipeline.clone() }
+    }
+
+    /// `` `db`.table ``.
+    fn table(&self, name: &str) -> String {
         format!("{}.{name}", self.db)
     }
 }

@@ -7,14 +7,29 @@
 
 use super::PgState;
 use crate::Result;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 impl PgState {
+    /// `$1` pipeline, `$2` direction: the checkpoint's position.
+    fn checkpoint_query(&self) -> String {
+        format!("SELECT position FROM {} WHERE pipeline = $1 AND direction = $2", self.table("checkpoints"))
+    }
+
     /// The direction's checkpoint (position text), if one was written.
     pub async fn checkpoint(&self, client: &Client) -> Result<Option<String>> {
-        let sql = format!("SELECT position FROM {} WHERE pipeline = $1 AND direction = $2", self.table("checkpoints"));
-        let row = client.query_opt(&sql, &[&self.pipeline, &self.direction]).await?;
+        let row = client.query_opt(&self.checkpoint_query(), &[&self.pipeline, &self.direction]).await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Like `checkpoint`, but also `None` when the state table does not
+    /// exist (before `tandem init`).
+    pub async fn checkpoint_if_initialized(&self, client: &Client) -> Result<Option<String>> {
+        match client.query_opt(&self.checkpoint_query(), &[&self.pipeline, &self.direction]).await {
+            Ok(row) => Ok(row.map(|r| r.try_get(0)).transpose()?),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The source server identity stored with the checkpoint, if any.

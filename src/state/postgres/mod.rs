@@ -1,9 +1,14 @@
 //! Every read and write of tandem's state tables in Postgres (the `tandem`
 //! schema, or `state_schema`), one file per table: the `mysql_to_postgres`
-//! checkpoint with its source identity and lease fence (`checkpoints`),
-//! conflicts, quarantine, parked changes, backfill progress (`backfill`).
-//! The applier writes its rows inside its batch transaction, so they commit
-//! or roll back with the batch.
+//! checkpoint with its source identity and lease fence (`checkpoints`), the
+//! lease epoch, conflicts, quarantine, parked changes, backfill progress
+//! (`backfill`). The applier writes its rows inside its batch transaction,
+//! so they commit or roll back with the batch.
+//!
+//! `PgState` is one pipeline and direction (the applier's view);
+//! `PgPipelineState` is the whole pipeline, for what is not tied to one
+//! direction: the lease row, and the commands that read or tidy both
+//! directions' rows (`status`, `conflicts`, `quarantine`, `backfill`).
 //!
 //! Every statement names the pipeline (and direction where the table has
 //! one): several pipelines may share the state schema. Nothing here decides
@@ -12,10 +17,11 @@
 mod backfill;
 mod checkpoints;
 mod conflicts;
+mod lease;
 mod parked;
 mod quarantine;
 
-use crate::config::Direction;
+use crate::config::{Config, Direction};
 use crate::sql::pg::ident;
 
 /// The state tables of one pipeline and direction in one Postgres database.
@@ -50,5 +56,27 @@ impl PgState {
 
     pub fn direction(&self) -> &'static str {
         self.direction
+    }
+}
+
+/// The state tables of one pipeline in one Postgres database, whatever the
+/// direction.
+#[derive(Debug, Clone)]
+pub struct PgPipelineState {
+    /// The quoted state schema.
+    schema: String,
+    /// Its name as configured.
+    schema_name: String,
+    pipeline: String,
+}
+
+impl PgPipelineState {
+    pub fn new(cfg: &Config) -> Self {
+        PgPipelineState { schema: ident(&cfg.state_schema), schema_name: cfg.state_schema.clone(), pipeline: cfg.pipeline.clone() }
+    }
+
+    /// `"schema".table`.
+    fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.schema)
     }
 }
