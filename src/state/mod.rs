@@ -35,3 +35,23 @@ pub struct ConflictRow {
     /// `postgres` / `mysql`; `None` while a `manual` conflict is open.
     pub winner: Option<String>,
 }
+
+/// A direction's checkpoint row, as `tandem status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRow {
+    pub position: String,
+    /// When it last moved (UTC, ISO 8601 with microseconds).
+    pub updated_at: Option<String>,
+    /// Seconds since it last moved, by the database's clock.
+    pub age_seconds: Option<f64>,
+}
+
+/// The parked changes of one pair in one direction, counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedCount {
+    pub direction: String,
+    pub pair: String,
+    pub changes: i64,
+    /// Why the pair was paused (one of the rows' reasons).
+    pub reason: String,
+}

@@ -1,12 +1,13 @@
 //! The `checkpoints` table in MySQL: the `postgres_to_mysql` checkpoint and
 //! its batch write, fenced by the pipeline's `lease` row when the applier
-//! holds a lease epoch.
+//! holds a lease epoch; and its age for `tandem status`.
 //!
 //! Invariant: the batch write travels with the batch's COMMIT, so the
 //! checkpoint moves only with a destination commit (DESIGN §4).
 
-use super::MyState;
+use super::{i64_at, text_at, MyState};
 use crate::sql::my::push_literal;
+use crate::state::CheckpointRow;
 use crate::Result;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -31,6 +32,23 @@ impl MyState {
             Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1049 => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The direction's checkpoint row with its age, if one was written.
+    pub async fn checkpoint_row(&self, conn: &mut Conn) -> Result<Option<CheckpointRow>> {
+        let sql = format!(
+            "SELECT position, DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ'), TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6))
+             FROM {} WHERE pipeline = ? AND direction = ?",
+            self.table("checkpoints")
+        );
+        let row: Option<mysql_async::Row> = conn.exec_first(sql, (&self.pipeline, self.direction)).await?;
+        Ok(row.and_then(|row| {
+            Some(CheckpointRow {
+                position: text_at(&row, 0)?,
+                updated_at: text_at(&row, 1),
+                age_seconds: i64_at(&row, 2).map(|us| us as f64 / 1e6),
+            })
+        }))
     }
 
     /// The checkpoint write of a batch. With `fence`, the lease row's epoch

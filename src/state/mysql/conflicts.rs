@@ -1,9 +1,13 @@
 //! The `conflicts` table in MySQL: the column conflicts a batch decided
-//! (closed at once) or left open (`manual`), written with the batch.
+//! (closed at once) or left open (`manual`), written with the batch; and the
+//! operator's view of them (`tandem status`).
 
-use super::{push_opt, MyState};
+use super::{i64_at, push_opt, MyPipelineState, MyState};
 use crate::sql::my::push_literal;
 use crate::state::ConflictRow;
+use crate::Result;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
 
 impl MyState {
     /// Records the conflicts a batch decided (closed at once) or left open
@@ -34,5 +38,14 @@ impl MyState {
             // Decided conflicts are closed at once; manual ones (no winner) stay open.
             out.push_str(if r.winner.is_none() { ", UTC_TIMESTAMP(6), NULL);\n" } else { ", UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));\n" });
         }
+    }
+}
+
+impl MyPipelineState {
+    /// The pipeline's open conflicts (`resolved_at IS NULL`), counted.
+    pub async fn open_conflicts(&self, conn: &mut Conn) -> Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE pipeline = ? AND resolved_at IS NULL", self.table("conflicts"));
+        let row: Option<mysql_async::Row> = conn.exec_first(sql, (&self.pipeline,)).await?;
+        Ok(row.and_then(|r| i64_at(&r, 0)).unwrap_or(0))
     }
 }

@@ -48,6 +48,22 @@ fn push_opt(out: &mut String, v: Option<&str>) {
     }
 }
 
+/// Column `i` of `row` as text, whatever its type (NULL → `None`).
+fn text_at(row: &mysql_async::Row, i: usize) -> Option<String> {
+    match row.as_ref(i)? {
+        mysql_async::Value::NULL => None,
+        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        mysql_async::Value::Int(n) => Some(n.to_string()),
+        mysql_async::Value::UInt(n) => Some(n.to_string()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+    }
+}
+
+/// Column `i` of `row` as an integer, whatever its type.
+fn i64_at(row: &mysql_async::Row, i: usize) -> Option<i64> {
+    text_at(row, i).and_then(|t| t.parse().ok())
+}
+
 impl MyState {
     pub fn new(state_db: &str, pipeline: &str, direction: Direction) -> Self {
         MyState { db: ident(state_db), db_name: state_db.to_string(), pipeline: pipeline.to_string(), direction: direction.key() }

@@ -1,8 +1,10 @@
 //! The `parked` table in MySQL: changes of a paused pair, kept in arrival
-//! order (`id`) until the pair resumes and they are applied.
+//! order (`id`) until the pair resumes and they are applied; and the
+//! operator's view of them (`tandem status`).
 
-use super::MyState;
+use super::{i64_at, text_at, MyPipelineState, MyState};
 use crate::sql::my::push_literal;
+use crate::state::ParkedCount;
 use crate::Result;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -42,5 +44,17 @@ impl MyState {
     pub fn push_unpark(&self, out: &mut String, ids: &[i64]) {
         let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
         out.push_str(&format!("DELETE FROM {} WHERE id IN ({});\n", self.table("parked"), ids.join(",")));
+    }
+}
+
+impl MyPipelineState {
+    /// The pipeline's parked changes counted by direction and pair, in that order.
+    pub async fn parked_by_pair(&self, conn: &mut Conn) -> Result<Vec<ParkedCount>> {
+        let sql = format!("SELECT direction, pair, COUNT(*), MAX(reason) FROM {} WHERE pipeline = ? GROUP BY 1, 2 ORDER BY 1, 2", self.table("parked"));
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, (&self.pipeline,)).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some(ParkedCount { direction: text_at(r, 0)?, pair: text_at(r, 1)?, changes: i64_at(r, 2)?, reason: text_at(r, 3).unwrap_or_default() }))
+            .collect())
     }
 }

@@ -1,8 +1,12 @@
 //! The `quarantine` table in MySQL: changes this server rejected (written
-//! with the batch) and their removal once a retry applied them.
+//! with the batch) and their removal once a retry applied them; and the
+//! operator's view of them (`tandem status`).
 
-use super::{push_opt, MyState};
+use super::{i64_at, push_opt, text_at, MyPipelineState, MyState};
 use crate::state::QuarantineRow;
+use crate::Result;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
 
 impl MyState {
     /// Records rejected changes (written with the batch).
@@ -36,5 +40,14 @@ impl MyState {
     /// Removes one quarantined change (its retry applied it).
     pub fn push_unquarantine(&self, out: &mut String, id: u64) {
         out.push_str(&format!("DELETE FROM {} WHERE id = {id};\n", self.table("quarantine")));
+    }
+}
+
+impl MyPipelineState {
+    /// The pipeline's quarantined changes counted by direction: (direction, count).
+    pub async fn quarantined_by_direction(&self, conn: &mut Conn) -> Result<Vec<(String, i64)>> {
+        let sql = format!("SELECT direction, COUNT(*) FROM {} WHERE pipeline = ? GROUP BY direction", self.table("quarantine"));
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, (&self.pipeline,)).await?;
+        Ok(rows.iter().filter_map(|r| Some((text_at(r, 0)?, i64_at(r, 1)?))).collect())
     }
 }

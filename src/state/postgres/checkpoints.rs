@@ -1,11 +1,13 @@
 //! The `checkpoints` table in Postgres: the `mysql_to_postgres` checkpoint,
-//! the MySQL server identity stored with it, and its batch upsert, fenced
-//! by the pipeline's `lease` row when the applier holds a lease epoch.
+//! the MySQL server identity stored with it, its batch upsert, fenced by
+//! the pipeline's `lease` row when the applier holds a lease epoch, and its
+//! age for `tandem status`.
 //!
 //! Invariant: the batch upsert runs in the batch's transaction, so the
 //! checkpoint moves only with a destination commit (DESIGN §4).
 
 use super::PgState;
+use crate::state::CheckpointRow;
 use crate::Result;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
@@ -29,6 +31,19 @@ impl PgState {
             Ok(row) => Ok(row.map(|r| r.try_get(0)).transpose()?),
             Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The direction's checkpoint row with its age, if one was written.
+    pub async fn checkpoint_row(&self, client: &Client) -> Result<Option<CheckpointRow>> {
+        let sql = format!(
+            "SELECT position, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), EXTRACT(EPOCH FROM (now() - updated_at))::float8
+             FROM {} WHERE pipeline = $1 AND direction = $2",
+            self.table("checkpoints")
+        );
+        match client.query_opt(&sql, &[&self.pipeline, &self.direction]).await?.as_ref() {
+            Some(row) => Ok(Some(CheckpointRow { position: row.try_get(0)?, updated_at: row.try_get(1)?, age_seconds: row.try_get(2)? })),
+            None => Ok(None),
         }
     }
 

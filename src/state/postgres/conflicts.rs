@@ -1,7 +1,8 @@
 //! The `conflicts` table in Postgres: the column conflicts a batch decided
-//! (closed at once) or left open (`manual`), written in its transaction.
+//! (closed at once) or left open (`manual`), written in its transaction;
+//! and the operator's view of them (`tandem status`).
 
-use super::PgState;
+use super::{PgPipelineState, PgState};
 use crate::state::ConflictRow;
 use crate::Result;
 use tokio_postgres::Client;
@@ -24,5 +25,13 @@ impl PgState {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl PgPipelineState {
+    /// The pipeline's open conflicts (`resolved_at IS NULL`), counted.
+    pub async fn open_conflicts(&self, client: &Client) -> Result<i64> {
+        let sql = format!("SELECT count(*) FROM {} WHERE pipeline = $1 AND resolved_at IS NULL", self.table("conflicts"));
+        Ok(client.query_one(&sql, &[&self.pipeline]).await?.try_get(0)?)
     }
 }

@@ -1,7 +1,9 @@
 //! The `parked` table in Postgres: changes of a paused pair, kept in
-//! arrival order (`id`) until the pair resumes and they are applied.
+//! arrival order (`id`) until the pair resumes and they are applied; and
+//! the operator's view of them (`tandem status`).
 
-use super::PgState;
+use super::{PgPipelineState, PgState};
+use crate::state::ParkedCount;
 use crate::Result;
 use tokio_postgres::Client;
 
@@ -38,5 +40,17 @@ impl PgState {
     pub async fn unpark(&self, client: &Client, ids: &[i64]) -> Result<()> {
         client.execute(&format!("DELETE FROM {} WHERE id = ANY($1::int8[])", self.table("parked")), &[&ids]).await?;
         Ok(())
+    }
+}
+
+impl PgPipelineState {
+    /// The pipeline's parked changes counted by direction and pair, in that order.
+    pub async fn parked_by_pair(&self, client: &Client) -> Result<Vec<ParkedCount>> {
+        let sql = format!("SELECT direction, pair, count(*), max(reason) FROM {} WHERE pipeline = $1 GROUP BY 1, 2 ORDER BY 1, 2", self.table("parked"));
+        let mut out = Vec::new();
+        for row in client.query(&sql, &[&self.pipeline]).await? {
+            out.push(ParkedCount { direction: row.try_get(0)?, pair: row.try_get(1)?, changes: row.try_get(2)?, reason: row.try_get(3)? });
+        }
+        Ok(out)
     }
 }

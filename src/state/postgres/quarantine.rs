@@ -1,8 +1,8 @@
 //! The `quarantine` table in Postgres: changes this database rejected
 //! (written in the batch's transaction) and their removal once a retry
-//! applied them.
+//! applied them; and the operator's view of them (`tandem status`).
 
-use super::PgState;
+use super::{PgPipelineState, PgState};
 use crate::state::QuarantineRow;
 use crate::Result;
 use tokio_postgres::Client;
@@ -27,5 +27,17 @@ impl PgState {
     pub async fn unquarantine(&self, client: &Client, id: i64) -> Result<()> {
         client.execute(&format!("DELETE FROM {} WHERE id = $1", self.table("quarantine")), &[&id]).await?;
         Ok(())
+    }
+}
+
+impl PgPipelineState {
+    /// The pipeline's quarantined changes counted by direction: (direction, count).
+    pub async fn quarantined_by_direction(&self, client: &Client) -> Result<Vec<(String, i64)>> {
+        let sql = format!("SELECT direction, count(*) FROM {} WHERE pipeline = $1 GROUP BY direction", self.table("quarantine"));
+        let mut out = Vec::new();
+        for row in client.query(&sql, &[&self.pipeline]).await? {
+            out.push((row.try_get(0)?, row.try_get(1)?));
+        }
+        Ok(out)
     }
 }
