@@ -55,3 +55,47 @@ pub struct ParkedCount {
     /// Why the pair was paused (one of the rows' reasons).
     pub reason: String,
 }
+
+/// A `conflicts` row as `tandem conflicts list` shows it; timestamps as
+/// the database renders them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConflict {
+    pub id: i64,
+    pub pair: String,
+    pub key_json: String,
+    pub column: String,
+    pub postgres_value: Option<String>,
+    pub mysql_value: Option<String>,
+    pub policy: String,
+    pub winner: Option<String>,
+    pub decided_at: String,
+    pub resolved_at: Option<String>,
+}
+
+/// The conflict rows a resolution closes in one database: the row `id`
+/// when the conflict's id names this database (`place`: the id's prefix,
+/// `pg` or `my`), and every open row of the same pair, key and column (a
+/// manual conflict is recorded by both appliers, one row in each database).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConflictTarget<'a> {
+    pub place: &'a str,
+    pub id: i64,
+    pub pair: &'a str,
+    pub key_json: &'a str,
+    pub column: &'a str,
+}
+
+/// A `quarantine` row as `tandem quarantine list` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredQuarantine {
+    pub id: i64,
+    pub direction: String,
+    pub pair: String,
+    pub key_json: String,
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub error: String,
+    pub position: String,
+    pub created_at: String,
+    pub change_json: String,
+}
