@@ -99,3 +99,35 @@ pub struct StoredQuarantine {
     pub created_at: String,
     pub change_json: String,
 }
+
+/// A statement for a session that binds every parameter as text
+/// (`tables::sides`): its SQL and its parameters, in placeholder order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextStatement {
+    pub sql: String,
+    pub params: Vec<String>,
+}
+
+/// The statements `tandem backfill` runs on one database's `signals` and
+/// `backfills` tables, for a text-parameter session (`PgPipelineState`,
+/// `MyPipelineState`). The pipeline merges the chunks and moves the
+/// progress row on (`PgState` / `MyState::backfill_chunk_done`); the
+/// command only registers a run, reads the row and marks it done.
+pub trait BackfillStatements {
+    /// Writes a watermark at the source: a `signals` row of `kind`
+    /// (`backfill-low` / `backfill-high`) with the watermark's JSON
+    /// `payload`, in one transaction. On Postgres the same statement emits
+    /// the payload as the transactional logical message that the source
+    /// reads; the row documents it.
+    fn watermark(&self, kind: &str, payload: &str) -> TextStatement;
+    /// `pair`'s progress row, every column as text: run, chunk, outcome,
+    /// rows_applied, rows_total, last_key, status, source.
+    fn read_backfill(&self, pair: &str) -> TextStatement;
+    /// Registers a fresh run of `pair` copying `total` rows from `source`:
+    /// deletes its progress row, then inserts one with the progress reset.
+    fn start_backfill(&self, pair: &str, source: &str, run: &str, total: u64) -> [TextStatement; 2];
+    /// Registers a resumed run: the same progress under run id `run`.
+    fn resume_backfill(&self, pair: &str, run: &str, total: u64) -> TextStatement;
+    /// Marks `pair`'s backfill done.
+    fn finish_backfill(&self, pair: &str) -> TextStatement;
+}

@@ -68,11 +68,18 @@ pub struct PgPipelineState {
     /// Its name as configured.
     schema_name: String,
     pipeline: String,
+    /// The replication origin of the pipeline's sessions (`tandem_<pipeline>`).
+    origin: String,
 }
 
 impl PgPipelineState {
     pub fn new(cfg: &Config) -> Self {
-        PgPipelineState { schema: ident(&cfg.state_schema), schema_name: cfg.state_schema.clone(), pipeline: cfg.pipeline.clone() }
+        PgPipelineState {
+            schema: ident(&cfg.state_schema),
+            schema_name: cfg.state_schema.clone(),
+            pipeline: cfg.pipeline.clone(),
+            origin: cfg.origin_name(),
+        }
     }
 
     /// `"schema".table`.
