@@ -1,10 +1,18 @@
 //! tandem's state tables (DESIGN.md §4) on both databases: their DDL
-//! (`ddl`) and every read and write of them.
+//! (`ddl`), the names the change streams know some of them by (`names`),
+//! and every read and write of them, one module per dialect (`postgres`,
+//! `mysql`, one file per table inside), with the row types both share.
 //!
 //! Both databases hold a `tandem` schema/database (configurable with
 //! `state_schema`). The checkpoint of a direction lives in its destination
 //! and is written in the same transaction as the rows it covers, so it
 //! moves only with a destination commit.
+//!
+//! Invariants: no SQL naming a state table is written outside this module
+//! (a command that runs its statements on a text session of
+//! `tables::sides` takes them from here as `TextStatement`s); this module
+//! decides nothing about what to write, and it sits low: it uses `config`,
+//! `sql`, `error` and the drivers, never the pipeline or the commands.
 
 pub mod ddl;
 pub mod mysql;
