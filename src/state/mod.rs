@@ -139,3 +139,50 @@ pub trait BackfillStatements {
     /// Marks `pair`'s backfill done.
     fn finish_backfill(&self, pair: &str) -> TextStatement;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::mysql::MyPipelineState;
+    use super::postgres::PgPipelineState;
+    use super::*;
+    use std::path::Path;
+
+    fn config() -> crate::config::Config {
+        let text = r#"
+            [pipeline]
+            name = "crm"
+            [postgres]
+            url = "postgresql://tandem@127.0.0.1:5432/app"
+            [mysql]
+            url = "mysql://tandem@127.0.0.1:3306/app"
+            server_id = 4001
+            [[pairs]]
+            name = "customers"
+            postgres = "public.customers"
+            mysql = "app.customers"
+        "#;
+        let env = |_: &str| None;
+        let read = |p: &Path| std::fs::read_to_string(p);
+        crate::config::parse(text, Path::new("t.toml"), &crate::config::Inputs { env: &env, read_file: &read }).expect("test config")
+    }
+
+    fn statements(s: &dyn BackfillStatements) -> Vec<TextStatement> {
+        let mut all = vec![s.watermark("backfill-low", "{}"), s.read_backfill("customers"), s.resume_backfill("customers", "r1", 7), s.finish_backfill("customers")];
+        all.extend(s.start_backfill("customers", "postgres", "r1", 7));
+        all
+    }
+
+    #[test]
+    fn backfill_statements_bind_one_parameter_per_placeholder() {
+        let cfg = config();
+        for st in statements(&PgPipelineState::new(&cfg)) {
+            let highest = (1..=9).filter(|n| st.sql.contains(&format!("${n}"))).max().unwrap_or(0);
+            assert_eq!(highest, st.params.len(), "{st:?}");
+            assert!(st.sql.contains("\"tandem\"."), "{}", st.sql);
+        }
+        for st in statements(&MyPipelineState::new(&cfg)) {
+            assert_eq!(st.sql.matches('?').count(), st.params.len(), "{st:?}");
+            assert!(st.sql.contains("`tandem`."), "{}", st.sql);
+        }
+    }
+}
