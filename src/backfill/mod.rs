@@ -106,12 +106,6 @@ pub enum ChunkOutcome {
     Abandoned(String),
 }
 
-/// Prefix of the Postgres logical messages carrying watermarks for a pipeline
-/// whose replication origin is `origin` (`tandem_<pipeline>`).
-pub fn pg_message_prefix(origin: &str) -> String {
-    format!("{origin}_signal")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

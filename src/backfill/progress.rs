@@ -8,6 +8,10 @@
 //! is merged only if it starts where the last applied one ended
 //! (`Signal::after_key`), which keeps the applied ranges contiguous whatever
 //! was lost in between.
+//!
+//! The statements that read and write the row are in `crate::state`
+//! (`PgState` / `MyState::backfill_*` for the pipeline,
+//! `state::BackfillStatements` for the command); this file only decides.
 
 use super::window::ChunkFix;
 use super::ChunkJob;
@@ -67,32 +71,6 @@ pub fn verdict<'a>(stored: Option<(&str, Option<&str>)>, job: &'a ChunkJob) -> V
         ));
     }
     Verdict::Merge(fix)
-}
-
-/// Postgres: the update of a merged chunk's progress (`table`: the quoted `backfills` table).
-/// `$1` run, `$2` chunk, `$3` rows, `$4` last key, `$5` pipeline, `$6` pair.
-pub fn pg_applied_sql(table: &str) -> String {
-    format!(
-        "UPDATE {table} SET run = $1, chunk = $2, outcome = 'applied', rows_applied = rows_applied + $3,
-         last_key = $4, updated_at = now() WHERE pipeline = $5 AND pair = $6"
-    )
-}
-
-/// Postgres: an abandoned chunk. `$1` run, `$2` chunk, `$3` pipeline, `$4` pair.
-pub fn pg_abandoned_sql(table: &str) -> String {
-    format!("UPDATE {table} SET run = $1, chunk = $2, outcome = 'abandoned', updated_at = now() WHERE pipeline = $3 AND pair = $4")
-}
-
-/// MySQL: the same two updates, with `?` placeholders in the same order.
-pub fn my_applied_sql(table: &str) -> String {
-    format!(
-        "UPDATE {table} SET run = ?, chunk = ?, outcome = 'applied', rows_applied = rows_applied + ?,
-         last_key = ?, updated_at = UTC_TIMESTAMP(6) WHERE pipeline = ? AND pair = ?"
-    )
-}
-
-pub fn my_abandoned_sql(table: &str) -> String {
-    format!("UPDATE {table} SET run = ?, chunk = ?, outcome = 'abandoned', updated_at = UTC_TIMESTAMP(6) WHERE pipeline = ? AND pair = ?")
 }
 
 #[cfg(test)]

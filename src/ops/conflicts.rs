@@ -15,6 +15,9 @@ use crate::codec::my_text::mysql_text_value;
 use crate::model::Value;
 use crate::sql::pg::ident as pg_ident;
 use crate::schema::PairSchema;
+use crate::state::mysql::MyPipelineState;
+use crate::state::postgres::PgPipelineState;
+use crate::state::{ConflictTarget, StoredConflict};
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 
@@ -33,49 +36,28 @@ pub struct ConflictEntry {
     pub resolved_at: Option<String>,
 }
 
-type PgRow = (i64, String, String, String, Option<String>, Option<String>, String, Option<String>, String, Option<String>);
+/// The entry of conflict row `r` stored in the database `prefix` names.
+fn entry(prefix: &str, r: StoredConflict) -> ConflictEntry {
+    ConflictEntry {
+        id: format!("{prefix}:{}", r.id),
+        pair: r.pair,
+        key: serde_json::from_str(&r.key_json).unwrap_or(serde_json::Value::String(r.key_json.clone())),
+        column: r.column,
+        postgres_value: r.postgres_value,
+        mysql_value: r.mysql_value,
+        policy: r.policy,
+        winner: r.winner,
+        decided_at: r.decided_at,
+        resolved_at: r.resolved_at,
+    }
+}
 
 /// Conflicts of this pipeline from both sides, oldest first.
 pub async fn list(cfg: &Config, pair: Option<&str>, all: bool) -> Result<Vec<ConflictEntry>> {
-    let open = if all { "" } else { " AND resolved_at IS NULL" };
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-    let sql = format!(
-        "SELECT id, pair, key_json, column_name, postgres_value, mysql_value, policy, winner, decided_at::text, resolved_at::text
-         FROM {}.conflicts WHERE pipeline = $1{open} ORDER BY decided_at, id",
-        pg_ident(&cfg.state_schema)
-    );
-    let mut out: Vec<ConflictEntry> = Vec::new();
-    let entry = |prefix: &str, r: PgRow| ConflictEntry {
-        id: format!("{prefix}:{}", r.0),
-        pair: r.1,
-        key: serde_json::from_str(&r.2).unwrap_or(serde_json::Value::String(r.2.clone())),
-        column: r.3,
-        postgres_value: r.4,
-        mysql_value: r.5,
-        policy: r.6,
-        winner: r.7,
-        decided_at: r.8,
-        resolved_at: r.9,
-    };
-    for r in pg.query(&sql, &[&cfg.pipeline]).await? {
-        out.push(entry("pg", (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8), r.get(9))));
-    }
+    let mut out: Vec<ConflictEntry> = PgPipelineState::new(cfg).list_conflicts(&pg, all).await?.into_iter().map(|r| entry("pg", r)).collect();
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let sql = format!(
-        "SELECT id, pair, key_json, column_name, postgres_value, mysql_value, policy, winner,
-                CAST(decided_at AS CHAR), CAST(resolved_at AS CHAR)
-         FROM `{}`.conflicts WHERE pipeline = ?{open} ORDER BY decided_at, id",
-        cfg.state_schema
-    );
-    let rows: Vec<mysql_async::Row> = my.exec(sql, (&cfg.pipeline,)).await?;
-    for r in rows {
-        let get = |i: usize| -> Option<String> { r.get::<Option<String>, usize>(i).flatten() };
-        let id: u64 = r.get::<u64, usize>(0).unwrap_or(0);
-        out.push(entry(
-            "my",
-            (id as i64, get(1).unwrap_or_default(), get(2).unwrap_or_default(), get(3).unwrap_or_default(), get(4), get(5), get(6).unwrap_or_default(), get(7), get(8).unwrap_or_default(), get(9)),
-        ));
-    }
+    out.extend(MyPipelineState::new(cfg).list_conflicts(&mut my, all).await?.into_iter().map(|r| entry("my", r)));
     let _ = my.disconnect().await;
     if let Some(p) = pair {
         out.retain(|c| c.pair == p);
@@ -182,9 +164,9 @@ pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
     // Write the chosen value to the other side, origin-tagged, and close the conflict where it lives.
     match take {
         Side::Postgres => {
-            let mut sql = format!("START TRANSACTION;\nINSERT INTO `{}`.origin_marker (pipeline, txn) VALUES (", cfg.state_schema);
-            push_literal(&mut sql, &cfg.pipeline);
-            sql.push_str(", 1) ON DUPLICATE KEY UPDATE txn = txn + 1;\nUPDATE ");
+            let mut sql = String::from("START TRANSACTION;\n");
+            MyPipelineState::new(cfg).push_origin_marker(&mut sql);
+            sql.push_str("UPDATE ");
             sql.push_str(&my_table(schema));
             sql.push_str(" SET ");
             push_ident(&mut sql, &schema.columns[col].my_name);
@@ -212,24 +194,9 @@ pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
     // Close this conflict and its twin: a manual conflict is recorded by both
     // appliers (each side saw the other's change), one row in each database.
     let key_text = c.key.to_string();
-    pg.execute(
-        &format!(
-            "UPDATE {}.conflicts SET winner = $1, resolved_at = now()
-             WHERE pipeline = $2 AND resolved_at IS NULL AND (id = $3 AND $4 = 'pg' OR (pair = $5 AND key_json = $6 AND column_name = $7))",
-            pg_ident(&cfg.state_schema)
-        ),
-        &[&take.as_str(), &cfg.pipeline, &num, &place, &c.pair, &key_text, &c.column],
-    )
-    .await?;
-    my.exec_drop(
-        format!(
-            "UPDATE `{}`.conflicts SET winner = ?, resolved_at = UTC_TIMESTAMP(6)
-             WHERE pipeline = ? AND resolved_at IS NULL AND ((id = ? AND ? = 'my') OR (pair = ? AND key_json = ? AND column_name = ?))",
-            cfg.state_schema
-        ),
-        (take.as_str(), &cfg.pipeline, num, place, &c.pair, &key_text, &c.column),
-    )
-    .await?;
+    let target = ConflictTarget { place, id: num, pair: &c.pair, key_json: &key_text, column: &c.column };
+    PgPipelineState::new(cfg).close_conflicts(&pg, &target, take.as_str()).await?;
+    MyPipelineState::new(cfg).close_conflicts(&mut my, &target, take.as_str()).await?;
     let _ = my.disconnect().await;
     tracing::info!(conflict = %id, pair = %c.pair, column = %c.column, take = %take, "conflict resolved");
     Ok(value.to_string())

@@ -10,9 +10,10 @@
 
 use crate::apply::quarantine::change_from_json;
 use crate::config::Config;
-use crate::sql::pg::ident as pg_ident;
+use crate::state::mysql::MyPipelineState;
+use crate::state::postgres::PgPipelineState;
+use crate::state::StoredQuarantine;
 use crate::{Error, Result};
-use mysql_async::prelude::Queryable;
 use std::sync::Arc;
 
 /// One quarantined change.
@@ -31,50 +32,27 @@ pub struct QuarantineEntry {
     pub change_json: String,
 }
 
+/// The entry of quarantine row `r` stored in the database `prefix` names.
+fn entry(prefix: &str, r: StoredQuarantine) -> QuarantineEntry {
+    QuarantineEntry {
+        id: format!("{prefix}:{}", r.id),
+        direction: r.direction,
+        pair: r.pair,
+        key: r.key_json,
+        column: r.column,
+        value: r.value,
+        error: r.error,
+        position: r.position,
+        created_at: r.created_at,
+        change_json: r.change_json,
+    }
+}
+
 pub async fn list(cfg: &Config) -> Result<Vec<QuarantineEntry>> {
-    let mut out = Vec::new();
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-    let sql = format!(
-        "SELECT id, direction, pair, key_json, column_name, value_text, error, position, created_at::text, change_json
-         FROM {}.quarantine WHERE pipeline = $1 ORDER BY id",
-        pg_ident(&cfg.state_schema)
-    );
-    for r in pg.query(&sql, &[&cfg.pipeline]).await? {
-        out.push(QuarantineEntry {
-            id: format!("pg:{}", r.get::<_, i64>(0)),
-            direction: r.get(1),
-            pair: r.get(2),
-            key: r.get(3),
-            column: r.get(4),
-            value: r.get(5),
-            error: r.get(6),
-            position: r.get(7),
-            created_at: r.get(8),
-            change_json: r.get(9),
-        });
-    }
+    let mut out: Vec<QuarantineEntry> = PgPipelineState::new(cfg).list_quarantine(&pg).await?.into_iter().map(|r| entry("pg", r)).collect();
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let sql = format!(
-        "SELECT id, direction, pair, key_json, column_name, value_text, error, position, CAST(created_at AS CHAR), change_json
-         FROM `{}`.quarantine WHERE pipeline = ? ORDER BY id",
-        cfg.state_schema
-    );
-    let rows: Vec<mysql_async::Row> = my.exec(sql, (&cfg.pipeline,)).await?;
-    for r in rows {
-        let s = |i: usize| r.get::<Option<String>, usize>(i).flatten();
-        out.push(QuarantineEntry {
-            id: format!("my:{}", r.get::<u64, usize>(0).unwrap_or(0)),
-            direction: s(1).unwrap_or_default(),
-            pair: s(2).unwrap_or_default(),
-            key: s(3).unwrap_or_default(),
-            column: s(4),
-            value: s(5),
-            error: s(6).unwrap_or_default(),
-            position: s(7).unwrap_or_default(),
-            created_at: s(8).unwrap_or_default(),
-            change_json: s(9).unwrap_or_default(),
-        });
-    }
+    out.extend(MyPipelineState::new(cfg).list_quarantine(&mut my).await?.into_iter().map(|r| entry("my", r)));
     let _ = my.disconnect().await;
     Ok(out)
 }
@@ -113,12 +91,10 @@ pub async fn drop_entry(cfg: &Config, id: &str) -> Result<bool> {
     let (place, n) = parse_id(id)?;
     if place == "pg" {
         let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-        let sql = format!("DELETE FROM {}.quarantine WHERE pipeline = $1 AND id = $2", pg_ident(&cfg.state_schema));
-        Ok(pg.execute(&sql, &[&cfg.pipeline, &n]).await? == 1)
+        PgPipelineState::new(cfg).drop_quarantined(&pg, n).await
     } else {
         let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-        my.exec_drop(format!("DELETE FROM `{}`.quarantine WHERE pipeline = ? AND id = ?", cfg.state_schema), (&cfg.pipeline, n)).await?;
-        Ok(my.affected_rows() == 1)
+        MyPipelineState::new(cfg).drop_quarantined(&mut my, n).await
     }
 }
 

@@ -14,8 +14,10 @@
 
 use crate::config::{Config, Direction};
 use crate::model::{BinlogPos, Lsn};
-use crate::sql::pg::ident as pg_ident;
 use crate::service::StatusDoc;
+use crate::state::mysql::{MyPipelineState, MyState};
+use crate::state::postgres::{PgPipelineState, PgState};
+use crate::state::{CheckpointRow, ParkedCount};
 use crate::Result;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
@@ -195,7 +197,7 @@ pub async fn status(cfg: &Config) -> StatusReport {
     r
 }
 
-fn apply_side(d: &mut DirectionReport, cp: Option<Checkpoint>, open_conflicts: i64) {
+fn apply_side(d: &mut DirectionReport, cp: Option<CheckpointRow>, open_conflicts: i64) {
     if let Some(cp) = cp {
         d.checkpoint = Some(cp.position);
         d.checkpoint_updated_at = cp.updated_at;
@@ -212,23 +214,21 @@ fn add_parked(directions: &mut [DirectionReport], parked: Vec<(String, ParkedRep
     }
 }
 
+/// A parked count as the report shows it: (direction, report).
+fn parked_report(p: ParkedCount) -> (String, ParkedReport) {
+    (p.direction, ParkedReport { pair: p.pair, changes: p.changes, reason: p.reason })
+}
+
 fn merge_counts(into: &mut BTreeMap<String, i64>, from: Vec<(String, i64)>) {
     for (k, n) in from {
         *into.entry(k).or_insert(0) += n;
     }
 }
 
-/// A checkpoint row.
-struct Checkpoint {
-    position: String,
-    updated_at: Option<String>,
-    age_seconds: Option<f64>,
-}
-
 /// What one database holds for the report.
 struct SideRead {
     server: ServerReport,
-    checkpoint: Option<Checkpoint>,
+    checkpoint: Option<CheckpointRow>,
     open_conflicts: i64,
     /// Quarantined rows by direction.
     quarantine: Vec<(String, i64)>,
@@ -240,7 +240,6 @@ struct SideRead {
 
 async fn read_postgres(cfg: &Config) -> Result<SideRead> {
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-    let schema = pg_ident(&cfg.state_schema);
     let mut server = ServerReport::default();
     // Fails on a standby (no current WAL position there): then it stays unknown.
     if let Ok(row) = pg.query_one("SELECT pg_current_wal_lsn()::text", &[]).await {
@@ -258,27 +257,11 @@ async fn read_postgres(cfg: &Config) -> Result<SideRead> {
             retained_wal_bytes: row.try_get(4)?,
         });
     }
-    let cp_sql = format!(
-        "SELECT position, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), EXTRACT(EPOCH FROM (now() - updated_at))::float8
-         FROM {schema}.checkpoints WHERE pipeline = $1 AND direction = $2"
-    );
-    let checkpoint = match pg.query_opt(&cp_sql, &[&cfg.pipeline, &Direction::MysqlToPostgres.key()]).await?.as_ref() {
-        Some(row) => Some(Checkpoint { position: row.try_get(0)?, updated_at: row.try_get(1)?, age_seconds: row.try_get(2)? }),
-        None => None,
-    };
-    let conflicts_sql = format!("SELECT count(*) FROM {schema}.conflicts WHERE pipeline = $1 AND resolved_at IS NULL");
-    let open_conflicts: i64 = pg.query_one(&conflicts_sql, &[&cfg.pipeline]).await?.try_get(0)?;
-    let q_sql = format!("SELECT direction, count(*) FROM {schema}.quarantine WHERE pipeline = $1 GROUP BY direction");
-    let mut quarantine = Vec::new();
-    for row in pg.query(&q_sql, &[&cfg.pipeline]).await? {
-        quarantine.push((row.try_get(0)?, row.try_get(1)?));
-    }
-    let p_sql = format!("SELECT direction, pair, count(*), max(reason) FROM {schema}.parked WHERE pipeline = $1 GROUP BY 1, 2 ORDER BY 1, 2");
-    let mut parked = Vec::new();
-    for row in pg.query(&p_sql, &[&cfg.pipeline]).await? {
-        parked.push((row.try_get(0)?, ParkedReport { pair: row.try_get(1)?, changes: row.try_get(2)?, reason: row.try_get(3)? }));
-    }
-    
+    let checkpoint = PgState::new(&cfg.state_schema, &cfg.pipeline, Direction::MysqlToPostgres).checkpoint_row(&pg).await?;
+    let state = PgPipelineState::new(cfg);
+    let open_conflicts = state.open_conflicts(&pg).await?;
+    let quarantine = state.quarantined_by_direction(&pg).await?;
+    let parked = state.parked_by_pair(&pg).await?.into_iter().map(parked_report).collect();
     let lease_holder = crate::run::lease::holder(&pg, crate::run::lease::lease_key(&cfg.pipeline)).await?;
     Ok(SideRead { server, checkpoint, open_conflicts, quarantine, parked, lease_holder })
 }
@@ -294,13 +277,8 @@ fn my_text(row: &mysql_async::Row, i: usize) -> Option<String> {
     }
 }
 
-fn my_i64(row: &mysql_async::Row, i: usize) -> Option<i64> {
-    my_text(row, i).and_then(|t| t.parse().ok())
-}
-
 async fn read_mysql(cfg: &Config) -> Result<SideRead> {
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let db = crate::sql::my::ident(&cfg.state_schema);
     let mut server = ServerReport::default();
     // MariaDB's GTID position, else MySQL's executed GTID set, written like checkpoints are.
     for (sql, prefix) in [("SELECT @@global.gtid_binlog_pos", "mariadb-gtid:"), ("SELECT @@global.gtid_executed", "mysql-gtid:")] {
@@ -324,30 +302,11 @@ async fn read_mysql(cfg: &Config) -> Result<SideRead> {
     if server.position.is_none() {
         server.position = server.binlog_file_position.clone();
     }
-    let cp_sql = format!(
-        "SELECT position, DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ'), TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6))
-         FROM {db}.checkpoints WHERE pipeline = ? AND direction = ?"
-    );
-    let row: Option<mysql_async::Row> = my.exec_first(cp_sql, (&cfg.pipeline, Direction::PostgresToMysql.key())).await?;
-    let checkpoint = row.and_then(|row| {
-        Some(Checkpoint {
-            position: my_text(&row, 0)?,
-            updated_at: my_text(&row, 1),
-            age_seconds: my_i64(&row, 2).map(|us| us as f64 / 1e6),
-        })
-    });
-    let conflicts_sql = format!("SELECT COUNT(*) FROM {db}.conflicts WHERE pipeline = ? AND resolved_at IS NULL");
-    let row: Option<mysql_async::Row> = my.exec_first(conflicts_sql, (&cfg.pipeline,)).await?;
-    let open_conflicts = row.and_then(|r| my_i64(&r, 0)).unwrap_or(0);
-    let q_sql = format!("SELECT direction, COUNT(*) FROM {db}.quarantine WHERE pipeline = ? GROUP BY direction");
-    let rows: Vec<mysql_async::Row> = my.exec(q_sql, (&cfg.pipeline,)).await?;
-    let quarantine = rows.iter().filter_map(|r| Some((my_text(r, 0)?, my_i64(r, 1)?))).collect();
-    let p_sql = format!("SELECT direction, pair, COUNT(*), MAX(reason) FROM {db}.parked WHERE pipeline = ? GROUP BY 1, 2 ORDER BY 1, 2");
-    let rows: Vec<mysql_async::Row> = my.exec(p_sql, (&cfg.pipeline,)).await?;
-    let parked = rows
-        .iter()
-        .filter_map(|r| Some((my_text(r, 0)?, ParkedReport { pair: my_text(r, 1)?, changes: my_i64(r, 2)?, reason: my_text(r, 3).unwrap_or_default() })))
-        .collect();
+    let checkpoint = MyState::new(&cfg.state_schema, &cfg.pipeline, Direction::PostgresToMysql).checkpoint_row(&mut my).await?;
+    let state = MyPipelineState::new(cfg);
+    let open_conflicts = state.open_conflicts(&mut my).await?;
+    let quarantine = state.quarantined_by_direction(&mut my).await?;
+    let parked = state.parked_by_pair(&mut my).await?.into_iter().map(parked_report).collect();
     let _ = my.disconnect().await;
     Ok(SideRead { server, checkpoint, open_conflicts, quarantine, parked, lease_holder: None })
 }

@@ -20,9 +20,9 @@
 //! it) or is refused with `Error::Fenced`. Nothing here ever applies rows.
 
 use crate::config::Config;
-use crate::sql::pg::ident as pg_ident;
+use crate::state::mysql::MyPipelineState;
+use crate::state::postgres::PgPipelineState;
 use crate::{Error, Result};
-use mysql_async::prelude::Queryable;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -141,33 +141,9 @@ pub async fn holder(client: &tokio_postgres::Client, key: i64) -> Result<Option<
 /// checkpoint reads that follow.
 pub async fn bump_epochs(cfg: &Config, holder: &str) -> Result<Epochs> {
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-    let schema = pg_ident(&cfg.state_schema);
-    pg.batch_execute(&crate::state::ddl::postgres_lease_ddl(&cfg.state_schema)).await?;
-    let row = pg
-        .query_one(
-            &format!(
-                "INSERT INTO {schema}.lease (pipeline, epoch, holder, acquired_at) VALUES ($1, 1, $2, now())
-                 ON CONFLICT (pipeline) DO UPDATE SET epoch = lease.epoch + 1, holder = EXCLUDED.holder, acquired_at = EXCLUDED.acquired_at
-                 RETURNING epoch"
-            ),
-            &[&cfg.pipeline, &holder],
-        )
-        .await?;
-    let postgres: i64 = row.get(0);
+    let postgres = PgPipelineState::new(cfg).bump_lease_epoch(&pg, holder).await?;
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    my.query_drop(crate::state::ddl::mysql_lease_ddl(&cfg.state_schema)).await?;
-    let db = crate::sql::my::ident(&cfg.state_schema);
-    my.query_drop("START TRANSACTION").await?;
-    my.exec_drop(
-        format!(
-            "INSERT INTO {db}.lease (pipeline, epoch, holder, acquired_at) VALUES (?, 1, ?, UTC_TIMESTAMP(6))
-             ON DUPLICATE KEY UPDATE epoch = epoch + 1, holder = VALUES(holder), acquired_at = VALUES(acquired_at)"
-        ),
-        (&cfg.pipeline, holder),
-    )
-    .await?;
-    let mysql: Option<i64> = my.exec_first(format!("SELECT epoch FROM {db}.lease WHERE pipeline = ?"), (&cfg.pipeline,)).await?;
-    my.query_drop("COMMIT").await?;
+    let mysql = MyPipelineState::new(cfg).bump_lease_epoch(&mut my, holder).await?;
     let _ = my.disconnect().await;
     let mysql = mysql.ok_or_else(|| Error::Lease("the MySQL lease row vanished".into()))?;
     Ok(Epochs { postgres, mysql })

@@ -36,6 +36,8 @@ use crate::model::{BinlogPos, Lsn, SourcePos};
 use crate::schema::PairSchema;
 use crate::source::mysql::{MysqlSource, MysqlSourceOptions, StateTables};
 use crate::source::postgres::{PostgresSource, PostgresSourceOptions};
+use crate::state::mysql::MyState;
+use crate::state::postgres::PgState;
 use crate::{Error, Result};
 use batcher::{BatchSettings, BatcherStats};
 use std::sync::Arc;
@@ -166,18 +168,14 @@ fn mysql_source_options(cfg: &Config, reg: Option<&Incarnations>) -> MysqlSource
 /// applied there, the `seen` of the Postgres stream's first transactions.
 async fn pg_stored_mysql_checkpoint(cfg: &Config) -> Result<Option<SourcePos>> {
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-    let sql = format!("SELECT position FROM {}.checkpoints WHERE pipeline = $1 AND direction = $2", crate::sql::pg::ident(&cfg.state_schema));
-    let row = pg.query_opt(&sql, &[&cfg.pipeline, &Direction::MysqlToPostgres.key()]).await?;
-    let text: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+    let text = PgState::new(&cfg.state_schema, &cfg.pipeline, Direction::MysqlToPostgres).checkpoint(&pg).await?;
     Ok(text.and_then(|t| t.parse::<BinlogPos>().ok()).map(SourcePos::Mysql))
 }
 
 /// The `postgres→mysql` checkpoint stored in MySQL (see `pg_stored_mysql_checkpoint`).
 async fn my_stored_pg_checkpoint(cfg: &Config) -> Result<Option<SourcePos>> {
-    use mysql_async::prelude::Queryable;
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let sql = format!("SELECT position FROM {}.checkpoints WHERE pipeline = ? AND direction = ?", crate::sql::my::ident(&cfg.state_schema));
-    let text: Option<String> = my.exec_first(sql, (&cfg.pipeline, Direction::PostgresToMysql.key())).await?;
+    let text = MyState::new(&cfg.state_schema, &cfg.pipeline, Direction::PostgresToMysql).checkpoint(&mut my).await?;
     let _ = my.disconnect().await;
     Ok(text.and_then(|t| t.parse::<Lsn>().ok()).map(SourcePos::Postgres))
 }

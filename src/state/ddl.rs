@@ -1,4 +1,4 @@
-//! State tables (DESIGN.md §4) and the checkpoint rows in them.
+//! DDL of the state tables (DESIGN.md §4), idempotent (`IF NOT EXISTS`).
 //!
 //! Both databases hold a `tandem` schema/database (configurable with
 //! `state_schema`): `checkpoints`, `conflicts`, `quarantine`, `parked`, `signals`, `backfills`
@@ -7,7 +7,8 @@
 //! destination and is written in the same transaction as the rows it covers,
 //! so it moves only with a destination commit. Both also hold a `lease` row
 //! per pipeline whose epoch each new lease holder increments: checkpoint
-//! writes are conditional on it (see `run::lease`).
+//! writes are conditional on it (see `run::lease`). The reads and writes of
+//! these tables are in `state::postgres` and `state::mysql`.
 
 use crate::config::Direction;
 

@@ -27,9 +27,10 @@
 //!   process holds both directions). When it does not run, nothing moves.
 
 use super::sides::{MySide, PgSide};
-use crate::config::Config;
+use crate::config::{Config, Direction};
 use crate::model::{BinlogPos, Lsn};
-use crate::sql::pg::ident as pg_ident;
+use crate::state::mysql::MyState;
+use crate::state::postgres::PgState;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
@@ -61,9 +62,10 @@ pub enum CatchUp {
 
 /// Reads positions and checkpoints of one pipeline.
 pub struct LagProbe {
-    pipeline: String,
     slot: String,
-    state_schema: String,
+    /// Where each direction's checkpoint is stored.
+    pg_state: PgState,
+    my_state: MyState,
     settle: Duration,
 }
 
@@ -74,34 +76,21 @@ fn lsn(text: &str) -> Result<Lsn> {
 impl LagProbe {
     pub fn new(cfg: &Config) -> LagProbe {
         LagProbe {
-            pipeline: cfg.pipeline.clone(),
             slot: cfg.postgres.slot.clone(),
-            state_schema: cfg.state_schema.clone(),
+            pg_state: PgState::new(&cfg.state_schema, &cfg.pipeline, Direction::MysqlToPostgres),
+            my_state: MyState::new(&cfg.state_schema, &cfg.pipeline, Direction::PostgresToMysql),
             settle: cfg.apply.max_batch_delay + Duration::from_millis(500),
         }
     }
 
     /// The mysql→postgres checkpoint text stored in Postgres.
     async fn pg_checkpoint(&self, pg: &PgSide) -> Result<Option<String>> {
-        let sql = format!("SELECT position FROM {}.checkpoints WHERE pipeline = $1 AND direction = 'mysql_to_postgres'", pg_ident(&self.state_schema));
-        match pg.client.query_opt(&sql, &[&self.pipeline]).await {
-            Ok(row) => Ok(row.map(|r| r.get(0))),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.pg_state.checkpoint_if_initialized(&pg.client).await
     }
 
     /// The postgres→mysql checkpoint stored in MySQL.
     async fn my_checkpoint(&self, my: &mut MySide) -> Result<Option<Lsn>> {
-        let sql = format!(
-            "SELECT position FROM {}.checkpoints WHERE pipeline = ? AND direction = 'postgres_to_mysql'",
-            crate::sql::my::ident(&self.state_schema)
-        );
-        match my.conn.exec_first::<String, _, _>(sql, (&self.pipeline,)).await {
-            Ok(p) => p.as_deref().map(lsn).transpose(),
-            Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1049 => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.my_state.checkpoint_if_initialized(&mut my.conn).await?.as_deref().map(lsn).transpose()
     }
 
     /// `(active, confirmed_flush_lsn)` of the slot; `None` when it does not exist.

@@ -17,6 +17,9 @@ use super::load::{Load, Target};
 use crate::backfill::progress::{key_json, parse_key_json, Progress};
 use crate::backfill::{staging, Signal, SignalKind};
 use crate::config::{Config, Side};
+use crate::state::mysql::MyPipelineState;
+use crate::state::postgres::PgPipelineState;
+use crate::state::BackfillStatements;
 use crate::tables::canonical::{pg_kind_of, Binder, Dialect, KeyText, SideSql};
 use crate::tables::lag::{CatchUp, LagProbe};
 use crate::tables::sides::{MySide, PgSide, TextQuery, TextRow};
@@ -123,9 +126,10 @@ pub async fn backfill(cfg: &Config, opts: &BackfillOptions, report: &mut dyn Rep
         CatchUp::NotRunning => return Err(Error::Backfill("`tandem run` stopped while the backfill waited for it".into())),
         CatchUp::TimedOut => return Err(Error::Backfill(format!("the pipeline did not catch up within {:?}; is it stuck or far behind?", opts.merge_timeout))),
     }
+    let (pg_state, my_state) = (PgPipelineState::new(cfg), MyPipelineState::new(cfg));
     let mut results = Vec::new();
     for schema in selected {
-        let ctx = Ctx { cfg, opts, schema };
+        let ctx = Ctx { cfg, opts, schema, pg_state: &pg_state, my_state: &my_state };
         let result = match opts.from {
             Side::Postgres => copy_pair(&ctx, &mut pg, &mut my, report).await?,
             Side::Mysql => copy_pair(&ctx, &mut my, &mut pg, report).await?,
@@ -140,13 +144,16 @@ struct Ctx<'a> {
     cfg: &'a Config,
     opts: &'a BackfillOptions,
     schema: &'a PairSchema,
+    pg_state: &'a PgPipelineState,
+    my_state: &'a MyPipelineState,
 }
 
 impl Ctx<'_> {
-    fn state_table(&self, d: Dialect, name: &str) -> String {
+    /// The state tables of the database a `d` session talks to.
+    fn state(&self, d: Dialect) -> &dyn BackfillStatements {
         match d {
-            Dialect::Postgres => format!("{}.{}", pg_ident(&self.cfg.state_schema), name),
-            _ => format!("{}.{}", crate::sql::my::ident(&self.cfg.state_schema), name),
+            Dialect::Postgres => self.pg_state,
+            _ => self.my_state,
         }
     }
 
@@ -165,58 +172,20 @@ impl Ctx<'_> {
     }
 }
 
-/// A bound integer parameter (every parameter travels as text).
-fn int_param(b: &mut Binder, d: Dialect, v: u64) -> String {
-    let ph = b.ph(&v.to_string());
-    if d == Dialect::Postgres {
-        format!("{ph}::text::bigint")
-    } else {
-        format!("CAST({ph} AS SIGNED)")
-    }
-}
-
-/// `pipeline = … AND pair = …` of this pair's `backfills` row, bound in `b`.
-fn this_pair(ctx: &Ctx<'_>, b: &mut Binder) -> String {
-    format!("pipeline = {} AND pair = {}", b.ph(&ctx.cfg.pipeline), b.ph(&ctx.schema.name))
-}
-
 /// Writes a watermark at the source, in one transaction.
 async fn write_signal<Q: TextQuery>(ctx: &Ctx<'_>, src: &mut Q, s: &Signal) -> Result<()> {
-    let d = src.dialect();
-    let table = ctx.state_table(d, "signals");
     let kind = match s.kind {
         SignalKind::Low => "backfill-low",
         SignalKind::High => "backfill-high",
     };
-    let payload = s.to_json();
-    if d == Dialect::Postgres {
-        // The row documents the watermark; the transactional message is what pgoutput carries.
-        let prefix = crate::backfill::pg_message_prefix(&ctx.cfg.origin_name());
-        let sql = format!(
-            "WITH s AS (INSERT INTO {table} (pipeline, kind, payload) VALUES ($1, $2, $3) RETURNING id) \
-             SELECT pg_logical_emit_message(true, $4, $3)::text FROM s"
-        );
-        src.rows(&sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload, prefix]).await?;
-    } else {
-        let sql = format!("INSERT INTO {table} (pipeline, kind, payload, created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))");
-        src.rows(&sql, vec![ctx.cfg.pipeline.clone(), kind.into(), payload]).await?;
-    }
+    let st = ctx.state(src.dialect()).watermark(kind, &s.to_json());
+    src.rows(&st.sql, st.params).await?;
     Ok(())
 }
 
 async fn read_progress<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<Option<Progress>> {
-    let d = dst.dialect();
-    let t = |e: &str| if d == Dialect::Postgres { format!("({e})::text") } else { format!("CAST({e} AS CHAR)") };
-    let mut b = Binder::new(d);
-    let sql = format!(
-        "SELECT run, {}, outcome, {}, {}, last_key, status, source FROM {} WHERE {}",
-        t("chunk"),
-        t("rows_applied"),
-        t("rows_total"),
-        ctx.state_table(d, "backfills"),
-        this_pair(ctx, &mut b)
-    );
-    let rows = dst.rows(&sql, b.values).await?;
+    let st = ctx.state(dst.dialect()).read_backfill(&ctx.schema.name);
+    let rows = dst.rows(&st.sql, st.params).await?;
     let Some(r) = rows.into_iter().next() else { return Ok(None) };
     let num = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<u64>().ok());
     Ok(Some(Progress {
@@ -234,41 +203,19 @@ async fn read_progress<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<Optio
 /// Registers this run in the `backfills` row: a fresh start (progress reset)
 /// or, with `resume`, the same progress under a new run id.
 async fn register<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q, run: &str, total: u64, resume: bool) -> Result<()> {
-    let d = dst.dialect();
-    let table = ctx.state_table(d, "backfills");
-    let mut b = Binder::new(d);
-    if resume {
-        let sql = format!(
-            "UPDATE {table} SET run = {}, chunk = 0, outcome = 'none', status = 'running', rows_total = {} WHERE {}",
-            b.ph(run),
-            int_param(&mut b, d, total),
-            this_pair(ctx, &mut b)
-        );
-        dst.rows(&sql, b.values).await?;
-        return Ok(());
+    let state = ctx.state(dst.dialect());
+    let pair = &ctx.schema.name;
+    let statements = if resume { vec![state.resume_backfill(pair, run, total)] } else { state.start_backfill(pair, ctx.opts.from.as_str(), run, total).to_vec() };
+    for st in statements {
+        dst.rows(&st.sql, st.params).await?;
     }
-    let sql = format!("DELETE FROM {table} WHERE {}", this_pair(ctx, &mut b));
-    dst.rows(&sql, std::mem::take(&mut b.values)).await?;
-    let mut b = Binder::new(d);
-    let now = if d == Dialect::Postgres { "now()" } else { "UTC_TIMESTAMP(6)" };
-    let sql = format!(
-        "INSERT INTO {table} (pipeline, pair, source, run, chunk, outcome, rows_applied, rows_total, last_key, status, started_at, updated_at) \
-         VALUES ({}, {}, {}, {}, 0, 'none', 0, {}, NULL, 'running', {now}, {now})",
-        b.ph(&ctx.cfg.pipeline),
-        b.ph(&ctx.schema.name),
-        b.ph(ctx.opts.from.as_str()),
-        b.ph(run),
-        int_param(&mut b, d, total)
-    );
-    dst.rows(&sql, b.values).await?;
     Ok(())
 }
 
 async fn finish<Q: TextQuery>(ctx: &Ctx<'_>, dst: &mut Q) -> Result<()> {
     let d = dst.dialect();
-    let mut b = Binder::new(d);
-    let sql = format!("UPDATE {} SET status = 'done' WHERE {}", ctx.state_table(d, "backfills"), this_pair(ctx, &mut b));
-    dst.rows(&sql, b.values).await?;
+    let st = ctx.state(d).finish_backfill(&ctx.schema.name);
+    dst.rows(&st.sql, st.params).await?;
     let side = if d == Dialect::Postgres { Side::Postgres } else { Side::Mysql };
     dst.rows(&staging::drop_sql(side, &ctx.cfg.state_schema, &staging::staging_name(&ctx.cfg.pipeline, &ctx.schema.name)), vec![]).await?;
     Ok(())

@@ -21,6 +21,7 @@ use super::scan::{Finding, Observed, PairCtx};
 use crate::config::{Config, ConflictPolicy, Owner, PairConfig, Side};
 use crate::schema::ValueKind;
 use crate::sql::pg::ident as pg_ident;
+use crate::state::mysql::MyPipelineState;
 use crate::tables::canonical::{Binder, Dialect, KeyText};
 use crate::tables::sides::TextRow;
 use crate::{Error, Result};
@@ -41,8 +42,8 @@ pub enum PgOrigin {
 pub struct Writer {
     pg: tokio_postgres::Client,
     my: mysql_async::Conn,
-    pipeline: String,
-    marker: String,
+    /// Where each MySQL repair transaction writes its origin marker first.
+    my_state: MyPipelineState,
     pub origin: PgOrigin,
 }
 
@@ -70,11 +71,7 @@ impl Writer {
             }
         };
         let my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-        let marker = format!(
-            "INSERT INTO {}.origin_marker (pipeline, txn) VALUES (?, 1) ON DUPLICATE KEY UPDATE txn = txn + 1",
-            crate::sql::my::ident(&cfg.state_schema)
-        );
-        Ok(Writer { pg, my, pipeline: cfg.pipeline.clone(), marker, origin })
+        Ok(Writer { pg, my, my_state: MyPipelineState::new(cfg), origin })
     }
 
     async fn write_pg(&mut self, sql: &str, params: &[String]) -> Result<u64> {
@@ -84,7 +81,7 @@ impl Writer {
 
     async fn write_my(&mut self, sql: &str, params: Vec<String>) -> Result<u64> {
         let mut tx = self.my.start_transaction(mysql_async::TxOpts::default()).await?;
-        tx.exec_drop(self.marker.as_str(), (&self.pipeline,)).await?;
+        self.my_state.write_origin_marker(&mut tx).await?;
         let params = if params.is_empty() {
             mysql_async::Params::Empty
         } else {
