@@ -86,6 +86,10 @@ pub enum Command {
     Status {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Only ask the running service whether it is ready (`/health/ready`):
+        /// exit 0 ready, 1 not ready (or not running), 2 could not tell.
+        #[arg(long)]
+        check: bool,
     },
     /// Conflicts recorded in tandem.conflicts.
     Conflicts {
@@ -215,7 +219,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
             let opts = ops::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
             backfill(path, &opts).await
         }
-        Command::Status { format } => status(path, format).await,
+        Command::Status { format, check: true } => status_check(path, format).await,
+        Command::Status { format, check: false } => status(path, format).await,
         Command::Conflicts { action } => conflicts(path, action).await,
         Command::Quarantine { action } => quarantine(path, action).await,
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
@@ -357,6 +362,30 @@ async fn status(path: &Path, format: OutputFormat) -> ExitCode {
         }
         ExitCode::from(2)
     }
+}
+
+/// `tandem status --check`: 0 ready, 1 not ready, 2 could not tell.
+async fn status_check(path: &Path, format: OutputFormat) -> ExitCode {
+    const PREFIX: &str = "tandem status --check";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let r = ops::status::readiness(&cfg).await;
+    if let OutputFormat::Json = format {
+        if let Err(code) = print_pretty_json(PREFIX, &r) {
+            return code;
+        }
+    }
+    let (code, word, why) = match &r {
+        ops::status::Readiness::Yes(why) => (0, "ready", why),
+        ops::status::Readiness::No(why) => (1, "not ready", why),
+        ops::status::Readiness::Unknown(why) => (2, "unknown", why),
+    };
+    if let OutputFormat::Text = format {
+        println!("{word}: {why}");
+    }
+    ExitCode::from(code)
 }
 
 /// `tandem conflicts list|resolve`: 0, or 2.
