@@ -28,3 +28,5 @@ mod zero_dates;
 mod unrepresentable;
 mod generated;
 mod backfill;
+mod stalls;
+mod never_skip;

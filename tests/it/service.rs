@@ -254,7 +254,20 @@ async fn metrics_health_status_and_the_status_command_report_both_directions_and
     for &(name, _) in tandem::metrics::ALL {
         assert!(metrics.contains(&format!("# HELP {name} ")), "{name} is described:\n{metrics}");
     }
-    assert!(sample(&samples, "tandem_echo_suppressed_total", &[("direction", "mysql_to_postgres")]).is_some_and(|n| n >= 1.0), "{metrics}");
+    for d in ["mysql_to_postgres", "postgres_to_mysql"] {
+        // Each side's stream carries tandem's writes of the other direction: dropped and counted.
+        assert!(sample(&samples, "tandem_echo_suppressed_total", &[("direction", d)]).is_some_and(|n| n >= 1.0), "echoes counted for {d}: {metrics}");
+        assert_eq!(sample(&samples, "tandem_direction_up", &[("direction", d)]), Some(1.0), "{metrics}");
+        assert!(sample(&samples, "tandem_last_applied_commit_timestamp_seconds", &[("direction", d)]).is_some_and(|t| t > 1.7e9), "{metrics}");
+        assert!(sample(&samples, "tandem_lag_seconds", &[("direction", d)]).is_some_and(|l| (0.0..30.0).contains(&l)), "{metrics}");
+    }
+    assert_eq!(sample(&samples, "tandem_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0), "{metrics}");
+    let (code, alive) = http(addr, "/health/live").await;
+    assert_eq!(code, 200, "{alive}");
+    let (code, ready) = http(addr, "/health/ready").await;
+    assert_eq!(code, 200, "{ready}");
+    let check = std::process::Command::new(tandem_bin()).args(["status", "--check", "-c"]).arg(&cfg).envs(env).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "ready: {}", String::from_utf8_lossy(&check.stdout));
     assert!(samples.iter().any(|s| s.0 == "tandem_apply_seconds_count"), "{metrics}");
 
     let (code, health) = http(addr, "/health").await;
@@ -301,7 +314,32 @@ async fn metrics_health_status_and_the_status_command_report_both_directions_and
     let report: serde_json::Value = serde_json::from_str(&json_q).unwrap();
     assert_eq!(report["directions"][0]["quarantined"], 1, "{json_q}");
     assert_eq!(report["directions"][1]["quarantined"], 0, "{json_q}");
+    // The gauges of what needs an operator: current sizes, per pair.
+    let gauges = |b: &str| {
+        let s = parse_prometheus(b);
+        (
+            sample(&s, "tandem_quarantine_rows", &[("direction", "postgres_to_mysql"), ("pair", "counters")]),
+            sample(&s, "tandem_quarantine_rows", &[("direction", "mysql_to_postgres"), ("pair", "counters")]),
+            sample(&s, "tandem_conflicts_open", &[("pair", "counters")]),
+            sample(&s, "tandem_parked_rows", &[("direction", "postgres_to_mysql"), ("pair", "counters")]),
+            sample(&s, "tandem_source_bytes_behind", &[("direction", "postgres_to_mysql")]),
+            sample(&s, "tandem_source_bytes_behind", &[("direction", "mysql_to_postgres")]),
+            sample(&s, "tandem_slot_retained_wal_bytes", &[]),
+        )
+    };
+    let sized = |b: &str| {
+        let g = gauges(b);
+        g.0 == Some(1.0) && g.1 == Some(0.0) && g.2 == Some(0.0) && g.3 == Some(0.0) && g.4.is_some() && g.5.is_some() && g.6.is_some()
+    };
+    http_until(addr, "/metrics", Duration::from_secs(30), |c, b| c == 200 && sized(b)).await;
 
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).0, Some(0));
+    let check = std::process::Command::new(tandem_bin()).args(["status", "--check", "-c"]).arg(&cfg).envs(env).output().unwrap();
+    assert_eq!(check.status.code(), Some(1), "not running is not ready: {}", String::from_utf8_lossy(&check.stdout));
+    // Right after a restart, before anything new happens, the sizes are back.
+    let mut child = spawn_run(&cfg, &log, &env, &[]);
+    http_until(addr, "/metrics", Duration::from_secs(30), |c, b| c == 200 && sized(b)).await;
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).0, Some(0));
     let (code, after, err) = status_cli(&cfg, "text", &env);
