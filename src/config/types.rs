@@ -291,6 +291,9 @@ pub struct Config {
     pub apply: ApplyConfig,
     pub metrics: MetricsConfig,
     pub pairs: Vec<PairConfig>,
+    /// What loads but is probably not meant (two password sources set);
+    /// `config::load` logs each, `validate --offline` lists them.
+    pub warnings: Vec<super::ConfigProblem>,
 }
 
 impl Config {

@@ -28,3 +28,8 @@ mod zero_dates;
 mod unrepresentable;
 mod generated;
 mod backfill;
+mod packaging;
+mod logs;
+mod passwords;
+mod validate_offline;
+mod bulk;
