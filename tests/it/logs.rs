@@ -95,12 +95,20 @@ fn a_command_error_is_one_json_object_with_log_format_json_and_one_line_without(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fatal_error_of_tandem_run_is_printed_once() {
     let db = support::fresh_db("fatal_once").await;
-    // A pair whose tables exist on neither side: run stops with a definite error.
-    let cfg = db.write_config(&format!("[[pairs]]\nname = \"ghost\"\npostgres = \"public.ghost\"\nmysql = \"{}.ghost\"\n", db.name));
+    // Never initialised: run stops at once, the state schema does not exist.
+    let cfg = db.write_config(&format!("[[pairs]]\nname = \"t\"\npostgres = \"public.t\"\nmysql = \"{}.t\"\n", db.name));
     for format in ["text", "json"] {
         let out = Command::new(tandem_bin()).args(["run", "--log-format", format, "-c"]).arg(&cfg).env_remove("RUST_LOG").output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert_eq!(stderr.lines().filter(|l| l.contains("ghost")).count(), 1, "the error (naming the table) is printed once ({format}):\n{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("does not exist")).collect();
+        assert_eq!(lines.len(), 1, "the fatal error is printed once ({format}):\n{stderr}");
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", lines[0]));
+            assert_eq!((v["level"].as_str(), v["command"].as_str()), (Some("ERROR"), Some("tandem")), "{v}");
+            assert!(stderr.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "every line is JSON:\n{stderr}");
+        } else {
+            assert!(lines[0].starts_with("tandem: "), "{stderr}");
+        }
     }
 }

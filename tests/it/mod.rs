@@ -33,3 +33,4 @@ mod logs;
 mod passwords;
 mod validate_offline;
 mod bulk;
+mod observability;

@@ -166,14 +166,22 @@ fn cargo_deb_packages_binary_unit_conffile_docs_and_a_postinst_that_starts_nothi
     let pkg = &debs[0];
 
     let listing = run_ok(Command::new(&dpkg_deb).arg("--contents").arg(pkg));
-    let entry = |path: &str| listing.lines().find(|l| l.ends_with(path)).map(str::to_string);
-    let binary = entry("./usr/bin/tandem").unwrap_or_else(|| panic!("no /usr/bin/tandem in:\n{listing}"));
-    assert!(binary.starts_with("-rwxr-xr-x root/root"), "{binary}");
-    let unit = entry("/systemd/system/tandem.service").unwrap_or_else(|| panic!("no systemd unit in:\n{listing}"));
-    assert!(unit.ends_with("./lib/systemd/system/tandem.service") || unit.ends_with("./usr/lib/systemd/system/tandem.service"), "{unit}");
-    let config = entry("./etc/tandem/tandem.toml").unwrap_or_else(|| panic!("no /etc/tandem/tandem.toml in:\n{listing}"));
-    assert!(config.starts_with("-rw-r-----"), "the config is not world-readable: {config}");
-    for doc in ["./usr/share/doc/tandem/README.md", "./usr/share/doc/tandem/copyright"] {
+    // `dpkg-deb --contents` lines: mode owner/group size date time path (`./usr/...` or `usr/...`).
+    let entry = |path: &str| {
+        listing.lines().find(|l| l.split_whitespace().last().map(|p| p.trim_start_matches("./").trim_start_matches('/')) == Some(path)).map(str::to_string)
+    };
+    let binary = entry("usr/bin/tandem").unwrap_or_else(|| panic!("no /usr/bin/tandem in:\n{listing}"));
+    assert!(binary.starts_with("-rwxr-xr-x ") && (binary.contains(" root/root ") || binary.contains(" 0/0 ")), "{binary}");
+    let unit = entry("lib/systemd/system/tandem.service").or_else(|| entry("usr/lib/systemd/system/tandem.service"));
+    assert!(unit.is_some(), "no systemd unit in:\n{listing}");
+    let config = entry("etc/tandem/tandem.toml").unwrap_or_else(|| panic!("no /etc/tandem/tandem.toml in:\n{listing}"));
+    assert!(config.starts_with("-rw-r----- "), "the config is not world-readable: {config}");
+    for doc in [
+        "usr/share/doc/tandem/README.md",
+        "usr/share/doc/tandem/copyright",
+        "usr/share/doc/tandem/examples/tandem-alerts.yml",
+        "usr/share/doc/tandem/examples/tandem-dashboard.json",
+    ] {
         assert!(entry(doc).is_some(), "no {doc} in:\n{listing}");
     }
 
@@ -183,7 +191,7 @@ fn cargo_deb_packages_binary_unit_conffile_docs_and_a_postinst_that_starts_nothi
     assert!(conffiles.lines().any(|l| l == "/etc/tandem/tandem.toml"), "conffiles: {conffiles}");
     let fields = std::fs::read_to_string(control.join("control")).unwrap();
     assert!(fields.lines().any(|l| l.starts_with("Depends:") && l.contains("adduser")), "control: {fields}");
-    let tar = format!("'{}' --fsys-tarfile '{}' | tar -xO ./usr/share/doc/tandem/copyright", dpkg_deb.display(), pkg.display());
+    let tar = format!("'{}' --fsys-tarfile '{}' | tar -xO --wildcards '*usr/share/doc/tandem/copyright'", dpkg_deb.display(), pkg.display());
     let copyright = run_ok(Command::new("/bin/sh").arg("-c").arg(tar));
     assert!(copyright.contains("Apache License") && copyright.contains("Version 2.0"), "the copyright file carries the LICENSE text");
 
