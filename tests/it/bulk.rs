@@ -99,3 +99,26 @@ async fn conflicts_resolve_all_of_a_pair_takes_one_side_for_every_open_conflict(
     assert!(all.iter().all(|c| c[6].as_deref() == Some("mysql") && c[7].as_deref() == Some("1")), "every record closed, mysql taken: {all:?}");
     run.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_max_rows_per_sec_paces_the_comparison() {
+    let db = support::fresh_db("check_pace").await;
+    db.pg().await.batch_execute("CREATE TABLE nums (id int PRIMARY KEY, v int); INSERT INTO nums SELECT g, g FROM generate_series(1, 300) g").await.unwrap();
+    let mut my = db.my().await;
+    my.query_drop("CREATE TABLE nums (id INT PRIMARY KEY, v INT)").await.unwrap();
+    let values: Vec<String> = (1..=300).map(|i| format!("({i}, {i})")).collect();
+    my.query_drop(format!("INSERT INTO nums VALUES {}", values.join(","))).await.unwrap();
+    let cfg = db.write_config(&format!("[[pairs]]\nname = \"nums\"\npostgres = \"public.nums\"\nmysql = \"{}.nums\"\n", db.name));
+    tandem::ops::init::init(&tandem::config::load(&cfg).unwrap()).await.unwrap();
+    let timed = |args: &[&str]| {
+        let t0 = Instant::now();
+        let out = tandem(&cfg, args);
+        (out, t0.elapsed())
+    };
+    let (out, free) = timed(&["check", "--chunk-rows", "50"]);
+    assert_eq!(out.status.code(), Some(0), "in sync: {}", text(&out));
+    // 300 rows at 100 rows/s: the last chunk is due 3 s after the start.
+    let (out, paced) = timed(&["check", "--chunk-rows", "50", "--max-rows-per-sec", "100"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(paced >= Duration::from_millis(2900), "paced check took {paced:?} (unpaced {free:?})");
+}
