@@ -30,7 +30,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "tandem", version, about = "Bidirectional live replication between PostgreSQL and MySQL/MariaDB", after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Config file (or the TANDEM_CONFIG environment variable).
+    /// Config file.
     #[arg(short = 'c', long = "config", global = true, env = "TANDEM_CONFIG", default_value = "/etc/tandem/tandem.toml")]
     pub config: PathBuf,
     /// Log line format on stderr.
