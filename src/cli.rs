@@ -23,7 +23,8 @@ Exit codes:
   run          0 clean stop (SIGTERM/SIGINT), 1 fatal error, 2 config does not load
   validate     0 all checks hold, 1 problems found, 2 could not run
   check        0 in sync (with --repair: all repaired), 1 drift found, 2 error
-  init, backfill, status, conflicts, quarantine, demo
+  status       0, 2 error; with --check: 0 ready, 1 not ready, 2 could not tell
+  init, backfill, conflicts, quarantine, demo
                0 done, 2 error (quarantine retry: also when a change is still rejected)
   any command  2 when its arguments or its config are wrong";
 
@@ -112,11 +113,15 @@ pub enum Command {
         max_rows_per_sec: Option<u64>,
     },
     /// Positions, lag and counts of both directions (also when `run` is not running).
-    #[command(after_help = "Exit codes: 0, 2 when a database could not be read.")]
+    #[command(after_help = "Exit codes: 0, 2 when a database could not be read; with --check: 0 ready, 1 not ready, 2 could not tell.")]
     Status {
         /// Report format on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Only ask the running service whether it is ready (`/health/ready`):
+        /// exit 0 ready, 1 not ready (or not running), 2 could not tell.
+        #[arg(long)]
+        check: bool,
     },
     /// Conflicts recorded in tandem.conflicts.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
@@ -267,7 +272,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
             let opts = ops::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
             backfill(path, &opts).await
         }
-        Command::Status { format } => status(path, format).await,
+        Command::Status { format, check: true } => status_check(path, format).await,
+        Command::Status { format, check: false } => status(path, format).await,
         Command::Conflicts { action } => repeat::conflicts(path, action).await,
         Command::Quarantine { action } => repeat::quarantine(path, action).await,
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
@@ -428,6 +434,30 @@ async fn status(path: &Path, format: OutputFormat) -> ExitCode {
         }
         ExitCode::from(2)
     }
+}
+
+/// `tandem status --check`: 0 ready, 1 not ready, 2 could not tell.
+async fn status_check(path: &Path, format: OutputFormat) -> ExitCode {
+    const PREFIX: &str = "tandem status --check";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let r = ops::status::readiness(&cfg).await;
+    if let OutputFormat::Json = format {
+        if let Err(code) = print_pretty_json(PREFIX, &r) {
+            return code;
+        }
+    }
+    let (code, word, why) = match &r {
+        ops::status::Readiness::Yes(why) => (0, "ready", why),
+        ops::status::Readiness::No(why) => (1, "not ready", why),
+        ops::status::Readiness::Unknown(why) => (2, "unknown", why),
+    };
+    if let OutputFormat::Text = format {
+        println!("{word}: {why}");
+    }
+    ExitCode::from(code)
 }
 
 /// `tandem demo`: its story line by line on stdout as it happens; 0 at the

@@ -75,6 +75,11 @@ pub enum Error {
     /// file, server without TLS): the message names the endpoint.
     #[error("tls: {0}")]
     Tls(String),
+    /// A wait on a database passed its bound (`[timeouts]`): the server or
+    /// the network is stalled. Transient: the direction reconnects and
+    /// resumes from its checkpoint, so nothing is lost or reordered.
+    #[error("timed out after {after:?}: {what}")]
+    Timeout { what: String, after: std::time::Duration },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -111,12 +116,13 @@ fn pg_state_transient(code: &str) -> bool {
     code.starts_with("08") // connection exception
         || code.starts_with("57P") // operator intervention (admin shutdown, crash)
         || code.starts_with("53") // insufficient resources
-        || matches!(code, "40001" | "40P01" | "55P03" | "55006" | "58030")
+        || matches!(code, "40001" | "40P01" | "55P03" | "55006" | "58030" | "57014")
 }
 
 /// MySQL error numbers that are worth retrying.
 fn mysql_code_transient(code: u16) -> bool {
-    matches!(code, 1205 | 1213 | 1040 | 1053 | 1077 | 1078 | 1079 | 1080 | 2002 | 2003 | 2006 | 2013 | 1927 | 4031)
+    // 1969: MariaDB max_statement_time; 3024: MySQL max_execution_time.
+    matches!(code, 1205 | 1213 | 1040 | 1053 | 1077 | 1078 | 1079 | 1080 | 2002 | 2003 | 2006 | 2013 | 1927 | 4031 | 1969 | 3024)
 }
 
 impl Error {
@@ -138,7 +144,7 @@ impl Error {
             | Error::Lease(_)
             | Error::Task(_)
             | Error::Fenced { .. } => Definite,
-            Error::Io(_) | Error::Protocol(_) => Transient,
+            Error::Io(_) | Error::Protocol(_) | Error::Timeout { .. } => Transient,
             Error::PgServer { code, .. } => if pg_state_transient(code) { Transient } else { Definite },
             Error::Postgres(e) => match e.code() {
                 Some(state) => if pg_state_transient(state.code()) { Transient } else { Definite },
@@ -148,6 +154,30 @@ impl Error {
                 mysql_async::Error::Server(s) => if mysql_code_transient(s.code) { Transient } else { Definite },
                 mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => Transient,
                 _ => Definite,
+            },
+        }
+    }
+
+    /// Does this error stop its direction for good, while the rest of the
+    /// service goes on? A change stream tandem cannot decode or replicate
+    /// faithfully fails again the same way at every retry: the direction
+    /// halts at the event (its checkpoint stays before it) and says why.
+    pub fn halts_direction(&self) -> bool {
+        matches!(self, Error::Decode(_) | Error::Unsupported(_))
+    }
+
+    /// The `reason` label of `tandem_apply_retries_total` for a transient error.
+    pub fn retry_reason(&self) -> &'static str {
+        let code = self.server_code();
+        match code.as_deref() {
+            Some("40P01" | "1213") => "deadlock",
+            Some("55P03" | "1205") => "lock_timeout",
+            Some("57014" | "1969" | "3024") => "statement_timeout",
+            Some("40001") => "serialization",
+            Some(c) if c.starts_with("53") || c == "1040" => "server_busy",
+            _ => match self {
+                Error::Timeout { .. } => "timeout",
+                _ => "connection",
             },
         }
     }
@@ -208,6 +238,12 @@ mod tests {
         assert_eq!(Error::Decode("pgoutput Begin inside an open transaction".into()).classify(), ErrorClass::Definite);
         assert_eq!(Error::Unsupported("compressed binlog events".into()).classify(), ErrorClass::Definite);
         assert_eq!(Error::Protocol("the server ended the replication stream".into()).classify(), ErrorClass::Transient);
+        // A stalled server or a statement/lock bound that fired: retried, never quarantined.
+        let timeout = Error::Timeout { what: "mysql applier commit".into(), after: std::time::Duration::from_secs(65) };
+        assert_eq!(timeout.classify(), ErrorClass::Transient);
+        assert!(!timeout.is_rejection());
+        assert_eq!(pg("57014"), ErrorClass::Transient, "statement_timeout");
+        assert!(mysql_code_transient(1969), "MariaDB max_statement_time");
         for definite in [
             Error::Setup("binary logging is off".into()),
             Error::Auth("no password configured".into()),
@@ -223,5 +259,20 @@ mod tests {
         ] {
             assert_eq!(definite.classify(), ErrorClass::Definite, "{definite}");
         }
+    }
+
+    #[test]
+    fn retries_are_labelled_by_their_cause_and_only_stream_errors_halt_a_direction() {
+        let pg = |c: &str| Error::PgServer { code: c.into(), message: String::new() };
+        assert_eq!(pg("55P03").retry_reason(), "lock_timeout");
+        assert_eq!(pg("57014").retry_reason(), "statement_timeout");
+        assert_eq!(pg("40P01").retry_reason(), "deadlock");
+        assert_eq!(pg("08006").retry_reason(), "connection");
+        assert_eq!(Error::Timeout { what: "x".into(), after: std::time::Duration::from_secs(1) }.retry_reason(), "timeout");
+        assert_eq!(Error::Io(std::io::Error::other("reset")).retry_reason(), "connection");
+        assert!(Error::Decode("x".into()).halts_direction());
+        assert!(Error::Unsupported("statement-based event".into()).halts_direction());
+        assert!(!Error::Setup("slot lost".into()).halts_direction(), "a setup problem stops the service");
+        assert!(!pg("08006").halts_direction());
     }
 }

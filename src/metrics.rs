@@ -29,6 +29,30 @@ pub const PARKED: &str = "tandem_parked_total";
 pub const PAIR_PAUSED: &str = "tandem_pair_paused";
 pub const LEASE_HELD: &str = "tandem_lease_held";
 pub const BACKFILL_ROWS: &str = "tandem_backfill_rows_total";
+pub const LAST_APPLIED_COMMIT: &str = "tandem_last_applied_commit_timestamp_seconds";
+pub const SOURCE_BYTES_BEHIND: &str = "tandem_source_bytes_behind";
+pub const SLOT_RETAINED_WAL: &str = "tandem_slot_retained_wal_bytes";
+pub const QUARANTINE_ROWS: &str = "tandem_quarantine_rows";
+pub const CONFLICTS_OPEN: &str = "tandem_conflicts_open";
+pub const PARKED_ROWS: &str = "tandem_parked_rows";
+pub const DIRECTION_UP: &str = "tandem_direction_up";
+pub const BUILD_INFO: &str = "tandem_build_info";
+pub const APPLY_RETRIES: &str = "tandem_apply_retries_total";
+
+/// The metrics of `ALL` that are gauges (the rest are counters, `_total`, or histograms).
+const GAUGES: &[&str] = &[
+    LAG_SECONDS,
+    PAIR_PAUSED,
+    LEASE_HELD,
+    LAST_APPLIED_COMMIT,
+    SOURCE_BYTES_BEHIND,
+    SLOT_RETAINED_WAL,
+    QUARANTINE_ROWS,
+    CONFLICTS_OPEN,
+    PARKED_ROWS,
+    DIRECTION_UP,
+    BUILD_INFO,
+];
 
 /// Every metric with its description, for `describe` and for documentation.
 pub const ALL: &[(&str, &str)] = &[
@@ -39,7 +63,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CONFLICTS, "Column conflicts decided, by pair, policy and winner."),
     (OWNERSHIP_VIOLATIONS, "Changes to a column by the side that does not own it, by pair and side."),
     (QUARANTINED, "Changes the destination rejected and that were quarantined, by direction and pair."),
-    (LAG_SECONDS, "Seconds between the source commit and the destination commit of the last batch, by direction."),
+    (LAG_SECONDS, "Seconds between now and the source commit of the oldest transaction read but not yet applied (0 when caught up; grows during any stall), by direction."),
     (BATCH_ROWS, "Rows per applied destination transaction, by direction."),
     (APPLY_SECONDS, "Seconds spent applying one destination transaction, by direction."),
     (RECONNECTS, "Reconnections after a lost connection, by side."),
@@ -47,6 +71,15 @@ pub const ALL: &[(&str, &str)] = &[
     (PAIR_PAUSED, "1 while a pair is paused in a direction (a mapped column missing at the source), by direction and pair."),
     (LEASE_HELD, "1 while this instance holds the pipeline's HA lease (active), 0 on standby."),
     (BACKFILL_ROWS, "Rows of backfill chunks merged into the destination, by direction and pair."),
+    (LAST_APPLIED_COMMIT, "Source commit time (Unix seconds) of the newest transaction applied at the destination, by direction."),
+    (SOURCE_BYTES_BEHIND, "Bytes of the source's log written but not yet applied (Postgres: current WAL position − slot's confirmed position; MySQL: binlog end − applied position), by direction."),
+    (SLOT_RETAINED_WAL, "Bytes of WAL the Postgres server keeps for tandem's replication slot (current WAL position − restart_lsn)."),
+    (QUARANTINE_ROWS, "Changes in the quarantine now (not yet retried or dropped), by direction and pair."),
+    (CONFLICTS_OPEN, "Open (unresolved) conflicts in the conflict log now, by pair."),
+    (PARKED_ROWS, "Changes parked now while their pair is paused, by direction and pair."),
+    (DIRECTION_UP, "1 while the direction streams, 0 while it starts, retries, is halted or stopped, by direction."),
+    (BUILD_INFO, "Always 1; the version label is tandem's version."),
+    (APPLY_RETRIES, "Attempts of a direction that ended with a transient error and were retried from the checkpoint, by direction and reason (connection, timeout, lock_timeout, statement_timeout, deadlock, serialization, server_busy)."),
 ];
 
 /// Bucket upper bounds of the two histograms (rendered as Prometheus histograms, not summaries).
@@ -57,7 +90,7 @@ const APPLY_SECONDS_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5
 pub fn kind(name: &str) -> &'static str {
     if name.ends_with("_total") {
         "counter"
-    } else if name == LAG_SECONDS || name == PAIR_PAUSED || name == LEASE_HELD {
+    } else if GAUGES.contains(&name) {
         "gauge"
     } else {
         "histogram"

@@ -43,6 +43,16 @@ impl MysqlApplier {
         let echo = choose_echo(&mut conn, cfg).await?;
         let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
         let row_list = RowList::for_server(version.as_deref().unwrap_or(""));
+        // Every lock wait and statement of this session is bounded ([timeouts]);
+        // one that fires is a transient error: the direction retries from its checkpoint.
+        let t = &cfg.timeouts;
+        let lock = t.lock.as_secs().max(1);
+        let statement = if version.as_deref().is_some_and(|v| v.contains("MariaDB")) {
+            format!("max_statement_time = {:.3}", t.statement.as_secs_f64())
+        } else {
+            format!("max_execution_time = {}", t.statement.as_millis().max(1))
+        };
+        conn.query_drop(format!("SET SESSION innodb_lock_wait_timeout = {lock}, lock_wait_timeout = {lock}, {statement}")).await?;
         tracing::info!(echo = %echo, ?row_list, "mysql applier connected: own transactions tagged by echo, multi-row updates list rows by row_list");
         let db = MysqlDest {
             conn,

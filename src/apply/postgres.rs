@@ -60,6 +60,16 @@ impl PostgresApplier {
                 }
             }
         }
+        // Every statement and lock wait of this session is bounded ([timeouts]);
+        // one that fires is a transient error: the direction retries from its checkpoint.
+        let t = &cfg.timeouts;
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = '{}ms'; SET lock_timeout = '{}ms'",
+                t.statement.as_millis().max(1),
+                t.lock.as_millis().max(1)
+            ))
+            .await?;
         let db = PostgresDest {
             client,
             state: PgState::new(&cfg.state_schema, &cfg.pipeline, Direction::MysqlToPostgres),

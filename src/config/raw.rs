@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub mysql: Option<RawMysql>,
     pub apply: Option<RawApply>,
     pub metrics: Option<RawMetrics>,
+    pub timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub pairs: Vec<RawPair>,
 }
@@ -65,6 +66,15 @@ pub struct RawApply {
 pub struct RawMetrics {
     pub listen: Option<String>,
     pub max_healthy_lag_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub statement_seconds: Option<f64>,
+    pub lock_seconds: Option<f64>,
+    pub read_seconds: Option<f64>,
+    pub connect_seconds: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -217,6 +217,48 @@ pub struct MetricsConfig {
     pub max_healthy_lag: Duration,
 }
 
+/// `[timeouts]`: every wait on a database is bounded by one of these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// One statement on an applier session (server-side `statement_timeout` /
+    /// `max_statement_time`), and a bound on each applier call.
+    pub statement: Duration,
+    /// Waiting for a row or table lock on an applier session.
+    pub lock: Duration,
+    /// Silence on a replication / binlog connection before it counts as lost.
+    pub read: Duration,
+    /// Establishing a connection (TCP, TLS, login).
+    pub connect: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            statement: Duration::from_secs(60),
+            lock: Duration::from_secs(10),
+            read: Duration::from_secs(30),
+            connect: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Timeouts {
+    /// How often a replication connection is asked for a sign of life
+    /// (Postgres keepalive request, MySQL heartbeat): a quarter of the read
+    /// timeout, between 100 ms and 1 s, so a caught-up stream proves it is
+    /// caught up every second.
+    pub fn heartbeat(&self) -> Duration {
+        (self.read / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
+    }
+
+    /// The bound of one applier call from tandem's side: the server's own
+    /// statement timeout plus room for the error to come back (a frozen
+    /// server never sends one).
+    pub fn apply_call(&self) -> Duration {
+        self.statement + self.statement.min(Duration::from_secs(5))
+    }
+}
+
 /// A schema-qualified table name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TableName {
@@ -290,6 +332,7 @@ pub struct Config {
     pub mysql: MysqlConfig,
     pub apply: ApplyConfig,
     pub metrics: MetricsConfig,
+    pub timeouts: Timeouts,
     pub pairs: Vec<PairConfig>,
     /// What loads but is probably not meant (two password sources set);
     /// `config::load` logs each, `validate --offline` lists them.

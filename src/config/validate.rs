@@ -166,6 +166,25 @@ pub fn validate(raw: RawConfig, path: &Path, inputs: &Inputs) -> Result<Config, 
         MetricsConfig { listen, max_healthy_lag: Duration::from_secs_f64(lag.clamp(0.001, 1e9)) }
     };
 
+    let timeouts = {
+        let t = raw.timeouts.unwrap_or_default();
+        let d = Timeouts::default();
+        let mut secs = |key: &str, v: Option<f64>, default: Duration, max: f64| match v {
+            None => default,
+            Some(s) if s > 0.0 && s <= max => Duration::from_secs_f64(s),
+            Some(s) => {
+                p.add(format!("timeouts.{key}"), format!("{s} must be a number of seconds above 0 and at most {max}"));
+                default
+            }
+        };
+        Timeouts {
+            statement: secs("statement_seconds", t.statement_seconds, d.statement, 86_400.0),
+            lock: secs("lock_seconds", t.lock_seconds, d.lock, 86_400.0),
+            read: secs("read_seconds", t.read_seconds, d.read, 3_600.0),
+            connect: secs("connect_seconds", t.connect_seconds, d.connect, 600.0),
+        }
+    };
+
     if raw.pairs.is_empty() {
         p.add("pairs", "at least one [[pairs]] table is required");
     }
@@ -188,6 +207,7 @@ pub fn validate(raw: RawConfig, path: &Path, inputs: &Inputs) -> Result<Config, 
             mysql,
             apply,
             metrics,
+            timeouts,
             pairs,
             warnings: p.1,
         }),

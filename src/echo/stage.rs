@@ -93,14 +93,14 @@ impl EchoStage {
 
     /// Sends a `Begin`, after a `Barrier` when its `seen` differs from the
     /// transaction before it.
-    fn send_begin(&mut self, txn_seq: u64, origin: Origin) {
+    fn send_begin(&mut self, txn_seq: u64, origin: Origin, commit_ts: i64) {
         if self.reg.is_some() {
             if self.sent_seen.as_ref().is_some_and(|s| *s != self.seen) {
                 self.send(SourceEvent::Barrier);
             }
             self.sent_seen = Some(self.seen.clone());
         }
-        self.out.push_back((SourceEvent::Begin { txn_seq, origin }, Some(self.seen.clone())));
+        self.out.push_back((SourceEvent::Begin { txn_seq, origin, commit_ts }, Some(self.seen.clone())));
     }
 
     /// The other side's position, as text in tandem's transaction.
@@ -122,14 +122,14 @@ impl EchoStage {
     /// Handles one event from the source, queueing what to hand out.
     pub fn process(&mut self, ev: SourceEvent) {
         match ev {
-            SourceEvent::Begin { txn_seq, origin: Origin::Tandem } => {
+            SourceEvent::Begin { txn_seq, origin: Origin::Tandem, .. } => {
                 self.open = Some(Open::Tandem { applied: None, candidates: Vec::new() });
                 // Nothing goes on before its commit decides what it is.
                 let _ = txn_seq;
             }
-            SourceEvent::Begin { txn_seq, origin } => {
+            SourceEvent::Begin { txn_seq, origin, commit_ts } => {
                 self.open = Some(Open::Client { deleted: Vec::new(), truncated: Vec::new() });
-                self.send_begin(txn_seq, origin);
+                self.send_begin(txn_seq, origin, commit_ts);
             }
             SourceEvent::Applied(text) => {
                 let parsed = self.parse_applied(&text);
@@ -194,7 +194,7 @@ impl EchoStage {
             return;
         }
         metrics::counter!(m::ECHO_FORWARDED, "direction" => direction).increment(forward.len() as u64);
-        self.send_begin(meta.txn_seq, Origin::Outcome);
+        self.send_begin(meta.txn_seq, Origin::Outcome, meta.commit_ts);
         self.send(SourceEvent::Changes(forward));
         self.send(SourceEvent::Commit(TxnMeta { origin: None, ..meta }));
     }

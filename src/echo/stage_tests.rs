@@ -53,7 +53,7 @@ fn meta(seq: u64, at: SourcePos) -> TxnMeta {
 
 /// A transaction of `origin` as a Postgres source delivers it.
 fn txn(seq: u64, origin: Origin, applied: Option<u64>, changes: Vec<Change>, at: u64) -> Vec<SourceEvent> {
-    let mut v = vec![SourceEvent::Begin { txn_seq: seq, origin }];
+    let mut v = vec![SourceEvent::Begin { txn_seq: seq, origin, commit_ts: 0 }];
     if !changes.is_empty() {
         v.push(SourceEvent::Changes(changes));
     }
@@ -168,7 +168,7 @@ async fn an_echo_of_an_unknown_batch_forwards_nothing_and_truncates_are_tombston
     let mut ev = txn(1, Origin::Client, None, vec![truncate], 0x10);
     // MySQL's echo names the Postgres position it applied: no batch was registered with it.
     ev.extend([
-        SourceEvent::Begin { txn_seq: 2, origin: Origin::Tandem },
+        SourceEvent::Begin { txn_seq: 2, origin: Origin::Tandem, commit_ts: 0 },
         SourceEvent::Changes(vec![insert(7)]),
         SourceEvent::Applied("0/3E7".into()),
         SourceEvent::Commit(meta(2, pg(0x20))),

@@ -102,8 +102,11 @@ impl Origin {
 /// The other events come between transactions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
-    /// A transaction begins.
-    Begin { txn_seq: u64, origin: Origin },
+    /// A transaction begins. `commit_ts` is its source commit time, µs
+    /// since the epoch, as far as the source knows it at the start (0 when
+    /// it does not say): the lag clock counts from it while the transaction
+    /// is read but not yet applied (`crate::service::liveness`).
+    Begin { txn_seq: u64, origin: Origin, commit_ts: i64 },
     /// A chunk of changes of the open transaction, in source order.
     Changes(Vec<Change>),
     /// Inside a transaction of tandem's own: the other side's position it

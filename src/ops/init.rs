@@ -55,15 +55,26 @@ pub async fn init(cfg: &Config) -> Result<Report> {
         pg.batch_execute(&format!("CREATE PUBLICATION {publication} FOR TABLE {}", tables.join(", "))).await?;
         report.push(format!("postgres: publication {} created", cfg.postgres.publication));
     }
-    let slot = pg.query_opt("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", &[&cfg.postgres.slot]).await?;
+    let slot = pg.query_opt("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = $1", &[&cfg.postgres.slot]).await?;
     match slot {
         Some(row) => {
             let plugin: Option<String> = row.get(0);
+            let wal_status: Option<String> = row.get(1);
             if plugin.as_deref() != Some("pgoutput") {
                 return Err(crate::Error::Setup(format!(
                     "replication slot {} exists but is not a pgoutput logical slot; drop it or set [postgres] slot",
                     cfg.postgres.slot
                 )));
+            }
+            if wal_status.as_deref() == Some("lost") {
+                // The server removed WAL the slot needed: it can never stream again.
+                pg.query("SELECT pg_drop_replication_slot($1)", &[&cfg.postgres.slot]).await?;
+                pg.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&cfg.postgres.slot]).await?;
+                report.push(format!(
+                    "postgres: logical slot {} was invalidated (wal_status = lost) and is recreated; changes made while it was lost \
+                     were not replicated: run `tandem backfill --pair <pair> --from postgres` for each pair (or `tandem check --repair`)",
+                    cfg.postgres.slot
+                ));
             }
         }
         None => {

@@ -311,12 +311,51 @@ async fn read_mysql(cfg: &Config) -> Result<SideRead> {
     Ok(SideRead { server, checkpoint, open_conflicts, quarantine, parked, lease_holder: None })
 }
 
-/// `GET /status` of the running service (a wildcard listen address is asked on loopback).
-async fn live(listen: std::net::SocketAddr) -> LiveReport {
+/// Is the running service ready (`tandem status --check`)?
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "ready", content = "reason", rename_all = "snake_case")]
+pub enum Readiness {
+    /// `/health/ready` answered 200.
+    Yes(String),
+    /// It answered 503 (the reason names the direction), or nothing listens: `tandem run` is not running.
+    No(String),
+    /// No answer in time, no `[metrics] listen`, or an answer that is not the service's.
+    Unknown(String),
+}
+
+/// Asks `/health/ready` of the running service.
+pub async fn readiness(cfg: &Config) -> Readiness {
+    let Some(listen) = cfg.metrics.listen else {
+        return Readiness::Unknown("[metrics] listen is not set, so the running service cannot be asked".into());
+    };
+    let addr = loopback(listen);
+    match crate::service::http::get(addr, "/health/ready", LIVE_TIMEOUT).await {
+        Ok((200, body)) => Readiness::Yes(health_reason(&body).unwrap_or_else(|| "ready".into())),
+        Ok((503, body)) => Readiness::No(health_reason(&body).unwrap_or_else(|| "not ready".into())),
+        Ok((code, _)) => Readiness::Unknown(format!("{addr} /health/ready answered HTTP {code}: is it tandem?")),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Readiness::No(format!("nothing listens on {addr}: `tandem run` is not running")),
+        Err(e) => Readiness::Unknown(format!("{addr} did not answer /health/ready: {e}")),
+    }
+}
+
+/// The `reason` (or `status`) of a `/health` document.
+fn health_reason(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["reason"].as_str().or(v["status"].as_str()).map(str::to_string)
+}
+
+/// A wildcard listen address is asked on loopback.
+fn loopback(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
     }
+    addr
+}
+
+/// `GET /status` of the running service (a wildcard listen address is asked on loopback).
+async fn live(listen: std::net::SocketAddr) -> LiveReport {
+    let addr = loopback(listen);
     let address = addr.to_string();
     match crate::service::http::get(addr, "/status", LIVE_TIMEOUT).await {
         Ok((200, body)) => match serde_json::from_str::<StatusDoc>(&body) {

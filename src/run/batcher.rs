@@ -42,6 +42,23 @@ use tokio::time::Instant;
 const LINGER: Duration = Duration::from_millis(10);
 /// The stream counts as busy when the previous batch committed this recently.
 const BUSY: Duration = Duration::from_millis(50);
+/// The loop checks in (`DirectionClock::check_in`) at least this often while it waits for events.
+const CHECK_IN: Duration = Duration::from_secs(1);
+
+/// Test hook: while the file named by `TANDEM_TEST_HOLD_FILE` holds this
+/// direction's key (`postgres_to_mysql`), its loop stops here without
+/// checking in — a loop stuck anywhere, as the watchdog must see it.
+async fn hold_if_asked(direction: Direction) {
+    static FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(path) = FILE.get_or_init(|| std::env::var_os("TANDEM_TEST_HOLD_FILE").map(Into::into)) else { return };
+    let held = || std::fs::read_to_string(path).is_ok_and(|t| t.contains(direction.key()));
+    if held() {
+        tracing::warn!(%direction, "held by TANDEM_TEST_HOLD_FILE (test hook)");
+        while held() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
 
 /// Batch limits for one direction.
 #[derive(Debug, Clone)]
@@ -139,23 +156,26 @@ pub async fn run_batcher<A: BatchApplier, E: EventStream>(
         tracing::warn!(%direction, pair = %name_of(pair_names, pair), "pair has parked changes from a pause; they are applied once its source schema is fixed");
     }
     let dir = direction.key();
+    let clock = crate::service::state::global().clock(direction);
     let result: Result<()> = async {
         loop {
-            let event = if b.open && !b.in_txn {
-                let deadline = b.started + if b.lingering { settings.max_delay.min(LINGER) } else { settings.max_delay };
-                match tokio::time::timeout_at(deadline, rx.next()).await {
-                    Ok(e) => e,
-                    Err(_) => {
-                        commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
-                        continue;
-                    }
+            clock.check_in();
+            hold_if_asked(direction).await;
+            // Waits end at least every CHECK_IN so the loop checks in while idle.
+            let batch_deadline = (b.open && !b.in_txn).then(|| b.started + if b.lingering { settings.max_delay.min(LINGER) } else { settings.max_delay });
+            let wake = batch_deadline.map_or(Instant::now() + CHECK_IN, |d| d.min(Instant::now() + CHECK_IN));
+            let event = match tokio::time::timeout_at(wake, rx.next()).await {
+                Ok(e) => e,
+                Err(_) if batch_deadline.is_some_and(|d| Instant::now() >= d) => {
+                    commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
+                    continue;
                 }
-            } else {
-                rx.next().await
+                Err(_) => continue,
             };
             let Some(event) = event else { break };
             match event {
-                SourceEvent::Begin { origin, .. } => {
+                SourceEvent::Begin { origin, commit_ts, .. } => {
+                    clock.began(commit_ts);
                     if origin != b.origin {
                         // One `write` holds changes of one origin only.
                         if !b.buffer.is_empty() {
@@ -218,7 +238,12 @@ pub async fn run_batcher<A: BatchApplier, E: EventStream>(
                         }
                     }
                 }
-                SourceEvent::Idle(pos) => b.nothing_until(pos, &ack),
+                SourceEvent::Idle(pos) => {
+                    if !b.open {
+                        clock.caught_up();
+                    }
+                    b.nothing_until(pos, &ack)
+                }
                 SourceEvent::Barrier => {
                     if b.open && !b.in_txn && b.last.is_some() {
                         commit(direction, applier, &mut b, &mut stats, &ack, pair_names).await?;
@@ -329,10 +354,8 @@ async fn commit<A: BatchApplier>(
     metrics::histogram!(m::APPLY_SECONDS, "direction" => dir).record(t0.elapsed().as_secs_f64());
     tracing::debug!(%direction, rows = b.rows, open_ms = b.started.elapsed().as_millis() as u64, commit_ms = t0.elapsed().as_millis() as u64, "batch committed");
     metrics::histogram!(m::BATCH_ROWS, "direction" => dir).record(b.rows as f64);
-    if last.commit_ts > 0 {
-        let now = chrono::Utc::now().timestamp_micros();
-        metrics::gauge!(m::LAG_SECONDS, "direction" => dir).set(((now - last.commit_ts).max(0)) as f64 / 1e6);
-    }
+    // Everything read so far is in this commit (it happens between source transactions).
+    crate::service::state::global().clock(direction).applied(last.commit_ts);
     for ((pair, op), n) in b.applied.drain() {
         let name = pair_names.get(pair).cloned().unwrap_or_default();
         metrics::counter!(m::CHANGES_APPLIED, "direction" => dir, "pair" => name, "op" => op).increment(n);

@@ -76,7 +76,7 @@ fn change(i: i64) -> Change {
 }
 
 fn txn(seq: u64, lsn: u64, rows: usize) -> Vec<SourceEvent> {
-    let mut v = vec![SourceEvent::Begin { txn_seq: seq, origin: Origin::Client }];
+    let mut v = vec![SourceEvent::Begin { txn_seq: seq, origin: Origin::Client, commit_ts: 0 }];
     v.push(SourceEvent::Changes((0..rows as i64).map(change).collect()));
     v.push(SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }));
     v
@@ -144,7 +144,7 @@ async fn a_barrier_starts_a_new_batch() {
 async fn changes_of_another_origin_are_written_apart_in_the_same_batch() {
     let mut ev = txn(1, 10, 2);
     let mut outcome = txn(2, 20, 1);
-    outcome[0] = SourceEvent::Begin { txn_seq: 2, origin: Origin::Outcome };
+    outcome[0] = SourceEvent::Begin { txn_seq: 2, origin: Origin::Outcome, commit_ts: 0 };
     ev.extend(outcome);
     ev.extend(txn(3, 30, 3));
     let (calls, _) = drive(ev, settings(100, 100)).await;
@@ -176,7 +176,7 @@ async fn batches_close_at_max_rows_but_only_on_a_transaction_boundary() {
 
 #[tokio::test]
 async fn large_transaction_is_written_in_chunks_and_committed_once() {
-    let mut ev = vec![SourceEvent::Begin { txn_seq: 1, origin: Origin::Client }];
+    let mut ev = vec![SourceEvent::Begin { txn_seq: 1, origin: Origin::Client, commit_ts: 0 }];
     for _ in 0..5 {
         ev.push(SourceEvent::Changes((0..4).map(change).collect()));
     }
@@ -192,7 +192,7 @@ async fn large_transaction_is_written_in_chunks_and_committed_once() {
 #[tokio::test]
 async fn stream_ending_mid_transaction_commits_only_complete_ones() {
     let mut ev = txn(1, 10, 2);
-    ev.push(SourceEvent::Begin { txn_seq: 2, origin: Origin::Client });
+    ev.push(SourceEvent::Begin { txn_seq: 2, origin: Origin::Client, commit_ts: 0 });
     ev.push(SourceEvent::Changes(vec![change(7)]));
     let (calls, acks) = drive(ev, settings(100, 100)).await;
     assert_eq!(calls, vec![Call::Begin, Call::Write(2), Call::Commit(SourcePos::Postgres(Lsn(10)))]);
@@ -202,7 +202,7 @@ async fn stream_ending_mid_transaction_commits_only_complete_ones() {
 #[tokio::test]
 async fn stream_ending_inside_a_partly_written_transaction_rolls_back() {
     let mut ev = txn(1, 10, 2);
-    ev.push(SourceEvent::Begin { txn_seq: 2, origin: Origin::Client });
+    ev.push(SourceEvent::Begin { txn_seq: 2, origin: Origin::Client, commit_ts: 0 });
     ev.push(SourceEvent::Changes((0..10).map(change).collect()));
     let (calls, acks) = drive(ev, settings(100, 4)).await;
     assert_eq!(calls.last(), Some(&Call::Rollback));
@@ -226,7 +226,7 @@ fn on(pair: usize, i: i64) -> Change {
 
 fn txn_of(seq: u64, lsn: u64, changes: Vec<Change>) -> Vec<SourceEvent> {
     vec![
-        SourceEvent::Begin { txn_seq: seq, origin: Origin::Client },
+        SourceEvent::Begin { txn_seq: seq, origin: Origin::Client, commit_ts: 0 },
         SourceEvent::Changes(changes),
         SourceEvent::Commit(TxnMeta { position: SourcePos::Postgres(Lsn(lsn)), commit_ts: 0, origin: None, txn_seq: seq }),
     ]

@@ -21,8 +21,10 @@
 
 pub mod backoff;
 pub mod batcher;
+pub mod bounded;
 pub mod direction;
 pub mod lease;
+mod monitor;
 mod supervise;
 
 use supervise::supervise;
@@ -53,8 +55,26 @@ pub fn batch_settings(cfg: &Config) -> BatchSettings {
     BatchSettings { max_rows: cfg.apply.max_batch_rows, max_delay: cfg.apply.max_batch_delay, chunk_rows: CHUNK_ROWS.min(cfg.apply.max_batch_rows).max(1) }
 }
 
+/// How long connecting and the first statements on a new session may take.
+fn connecting(cfg: &Config) -> Duration {
+    cfg.timeouts.connect + cfg.timeouts.apply_call()
+}
+
+/// `fut` (a connect) within `connecting(cfg)`, the direction checking in meanwhile.
+async fn connect_bounded<T>(cfg: &Config, direction: Direction, what: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let clock = crate::service::state::global().clock(direction);
+    bounded::bounded(clock, &format!("{direction}: {what} ([timeouts] connect_seconds)"), connecting(cfg), fut).await
+}
+
 /// Resolves the pair schemas against both live databases.
 pub async fn load_schemas(cfg: &Config) -> Result<Arc<Vec<PairSchema>>> {
+    let after = connecting(cfg) * 2;
+    tokio::time::timeout(after, load_schemas_unbounded(cfg))
+        .await
+        .map_err(|_| Error::Timeout { what: "connecting to both databases and reading the pairs' schemas".into(), after })?
+}
+
+async fn load_schemas_unbounded(cfg: &Config) -> Result<Arc<Vec<PairSchema>>> {
     let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
     let schemas = crate::schema::introspect::resolve_all(cfg, &pg, &mut my).await?;
@@ -101,11 +121,14 @@ pub async fn run_active(cfg: &Config, epochs: Option<lease::Epochs>, shutdown: &
     let reg = Arc::new(Incarnations::default());
     // Read before either direction applies anything: each is the other side's
     // position applied where its source resumes.
-    reg.set_resume_seen(Side::Postgres, pg_stored_mysql_checkpoint(cfg).await?);
-    reg.set_resume_seen(Side::Mysql, my_stored_pg_checkpoint(cfg).await?);
+    let after = connecting(cfg);
+    let late = |what: &str| Error::Timeout { what: format!("reading the {what} checkpoint"), after };
+    reg.set_resume_seen(Side::Postgres, tokio::time::timeout(after, pg_stored_mysql_checkpoint(cfg)).await.map_err(|_| late("mysql→postgres"))??);
+    reg.set_resume_seen(Side::Mysql, tokio::time::timeout(after, my_stored_pg_checkpoint(cfg)).await.map_err(|_| late("postgres→mysql"))??);
     let (pg_fence, my_fence) = (epochs.map(|e| e.mysql), epochs.map(|e| e.postgres));
     let forward = async {
         let r = supervise(Direction::PostgresToMysql, &pg_token, || crate::service::state::global().track(Direction::PostgresToMysql, run_postgres_to_mysql(cfg, Arc::clone(&schemas), pg_fence, Some(Arc::clone(&reg)), pg_token.clone()))).await;
+        let r = halt_alone(Direction::PostgresToMysql, r, &pg_token).await;
         if r.is_err() {
             my_token.cancel();
         }
@@ -113,15 +136,18 @@ pub async fn run_active(cfg: &Config, epochs: Option<lease::Epochs>, shutdown: &
     };
     let backward = async {
         let r = supervise(Direction::MysqlToPostgres, &my_token, || crate::service::state::global().track(Direction::MysqlToPostgres, run_mysql_to_postgres(cfg, Arc::clone(&schemas), my_fence, Some(Arc::clone(&reg)), my_token.clone()))).await;
+        let r = halt_alone(Direction::MysqlToPostgres, r, &my_token).await;
         if r.is_err() {
             pg_token.cancel();
         }
         r
     };
+    let monitor = tokio::spawn(monitor::run(cfg.clone(), shutdown.child_token()));
     // Every log line of this run names its pipeline (several may share a host or a test).
     use tracing::Instrument;
     let span = tracing::info_span!("pipeline", name = %cfg.pipeline);
     let (a, b) = async { tokio::join!(forward, backward) }.instrument(span).await;
+    monitor.abort();
     // A fenced direction explains why the other stopped: report it first.
     match (a, b) {
         (Err(e @ Error::Fenced { .. }), _) | (_, Err(e @ Error::Fenced { .. })) => Err(e),
@@ -132,10 +158,28 @@ pub async fn run_active(cfg: &Config, epochs: Option<lease::Epochs>, shutdown: &
     }
 }
 
+/// A direction that stopped at a change it cannot replicate faithfully
+/// (`Error::halts_direction`) halts alone: its checkpoint stays before that
+/// change, `/health/ready` names it, and the other direction and the
+/// service go on until `token` is cancelled. Any other outcome passes.
+async fn halt_alone(direction: Direction, outcome: Result<()>, token: &CancellationToken) -> Result<()> {
+    match outcome {
+        Err(e) if e.halts_direction() => {
+            crate::service::state::global().halted(direction, &e);
+            tracing::error!(%direction, error = %e,
+                "direction halted: nothing after this change is applied; fix the cause and restart `tandem run` (the other direction goes on)");
+            token.cancelled().await;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// The postgres→mysql direction, until shutdown or error; `reg` shares
 /// row incarnations with the other direction when both run.
 pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, fence: Option<i64>, reg: Option<Arc<Incarnations>>, shutdown: CancellationToken) -> Result<BatcherStats> {
-    let mut applier = MysqlApplier::connect(cfg, Arc::clone(&schemas)).await?;
+    let d = Direction::PostgresToMysql;
+    let mut applier = connect_bounded(cfg, d, "connecting the mysql applier", MysqlApplier::connect(cfg, Arc::clone(&schemas))).await?;
     if let Some(epoch) = fence {
         applier.set_fence(epoch);
     }
@@ -146,8 +190,10 @@ pub async fn run_postgres_to_mysql(cfg: &Config, schemas: Arc<Vec<PairSchema>>, 
         chunk_rows: SOURCE_CHUNK_ROWS,
         status_interval: Duration::from_secs(10),
         own_rows: reg.as_ref().map(|r| r.own_rows(Side::Postgres)).unwrap_or_default(),
+        heartbeat: cfg.timeouts.heartbeat(),
+        read_timeout: cfg.timeouts.read,
     };
-    let source = PostgresSource::connect(&cfg.postgres.endpoint, opts, schemas.as_ref().clone()).await?;
+    let source = connect_bounded(cfg, d, "connecting the replication stream", PostgresSource::connect(&cfg.postgres.endpoint, opts, schemas.as_ref().clone())).await?;
     direction::run_direction(cfg, Direction::PostgresToMysql, source, applier, reg, schemas, shutdown).await
 }
 
@@ -158,9 +204,11 @@ fn mysql_source_options(cfg: &Config, reg: Option<&Incarnations>) -> MysqlSource
         chunk_rows: SOURCE_CHUNK_ROWS,
         // The applier may tag its transactions with this id (echo_tag = auto | server-id).
         own_server_ids: vec![cfg.mysql.server_id],
-        heartbeat: Duration::from_secs(5),
+        heartbeat: cfg.timeouts.heartbeat(),
+        read_timeout: cfg.timeouts.read,
         state: Some(StateTables { db: cfg.state_schema.clone(), pipeline: cfg.pipeline.clone() }),
         own_rows: reg.map(|r| r.own_rows(Side::Mysql)).unwrap_or_default(),
+        coordinates: monitor::binlog_coordinates(),
     }
 }
 
@@ -197,10 +245,12 @@ pub async fn record_mysql_start(cfg: &Config) -> Result<Option<BinlogPos>> {
 
 /// The mysql→postgres direction, until shutdown or error (see `run_postgres_to_mysql`).
 pub async fn run_mysql_to_postgres(cfg: &Config, schemas: Arc<Vec<PairSchema>>, fence: Option<i64>, reg: Option<Arc<Incarnations>>, shutdown: CancellationToken) -> Result<BatcherStats> {
-    let mut applier = PostgresApplier::connect(cfg, Arc::clone(&schemas)).await?;
+    let d = Direction::MysqlToPostgres;
+    let mut applier = connect_bounded(cfg, d, "connecting the postgres applier", PostgresApplier::connect(cfg, Arc::clone(&schemas))).await?;
     if let Some(epoch) = fence {
         applier.set_fence(epoch);
     }
-    let source = MysqlSource::connect(&cfg.mysql.endpoint, mysql_source_options(cfg, reg.as_deref()), schemas.as_ref().clone()).await?;
+    let opts = mysql_source_options(cfg, reg.as_deref());
+    let source = connect_bounded(cfg, d, "connecting the binlog reader", MysqlSource::connect(&cfg.mysql.endpoint, opts, schemas.as_ref().clone())).await?;
     direction::run_direction(cfg, Direction::MysqlToPostgres, source, applier, reg, schemas, shutdown).await
 }

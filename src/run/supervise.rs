@@ -3,7 +3,9 @@
 //! jittered exponential backoff; stop at a definite error or at shutdown.
 //!
 //! Time is tokio's, so the backoff is tested under paused time. An attempt
-//! that ran for `HEALTHY_RUN` before failing starts the backoff over.
+//! that ran for `HEALTHY_RUN` before failing starts the backoff over. Every
+//! retry is counted in `tandem_apply_retries_total{direction,reason}`, and
+//! the direction checks in while it waits for the next attempt.
 
 use super::backoff::Backoff;
 use super::batcher::BatcherStats;
@@ -54,6 +56,7 @@ where
                     (_, Direction::MysqlToPostgres) => "mysql",
                 };
                 metrics::counter!(crate::metrics::RECONNECTS, "side" => side).increment(1);
+                metrics::counter!(crate::metrics::APPLY_RETRIES, "direction" => direction.key(), "reason" => e.retry_reason()).increment(1);
                 if !outage_logged {
                     tracing::warn!(%direction, error = %e, "connection problem; retrying from the checkpoint with backoff");
                     outage_logged = true;
@@ -61,9 +64,15 @@ where
                     tracing::debug!(%direction, error = %e, "retry failed");
                 }
                 let wait = backoff.next_delay();
-                tokio::select! {
-                    _ = token.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(wait) => {}
+                // The loop is alive while it waits: it checks in every second.
+                let clock = crate::service::state::global().clock(direction);
+                let until = Instant::now() + wait;
+                while Instant::now() < until {
+                    clock.check_in();
+                    tokio::select! {
+                        _ = token.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep_until(until.min(Instant::now() + Duration::from_secs(1))) => {}
+                    }
                 }
             }
             Err(e) => {

@@ -1,6 +1,9 @@
 //! A minimal HTTP/1.1 server for `[metrics] listen`: `GET /metrics`
-//! (Prometheus text), `GET /health` (200 or 503, JSON), `GET /status`
-//! (JSON). One request per connection, closed after the response; GET and
+//! (Prometheus text, lag computed at the scrape), `GET /health/live` (200
+//! whenever the process and its runtime answer), `GET /health/ready` (200
+//! only while both directions stream within `max_healthy_lag_seconds`, else
+//! 503 naming the direction and the reason; `/health` and `/healthz` are
+//! aliases), `GET /status` (JSON). One request per connection, closed after the response; GET and
 //! HEAD only; request heads larger than 8 KiB or slower than 5 s are
 //! dropped; at most 64 connections are served at once. Nothing it does can
 //! stop replication: every error ends only its own connection.
@@ -52,8 +55,12 @@ pub fn route(method: &str, target: &str, observed: &Observed) -> Response {
     }
     let path = target.split('?').next().unwrap_or(target);
     match path {
-        "/metrics" => Response { status: 200, content_type: "text/plain; version=0.0.4; charset=utf-8", body: observed.metrics.render() },
-        "/health" | "/healthz" => {
+        "/metrics" => {
+            observed.refresh_gauges();
+            Response { status: 200, content_type: "text/plain; version=0.0.4; charset=utf-8", body: observed.metrics.render() }
+        }
+        "/health/live" => Response::json(200, &serde_json::json!({ "status": "alive", "pipeline": observed.pipeline })),
+        "/health" | "/healthz" | "/health/ready" => {
             let doc = observed.status();
             let body = serde_json::json!({
                 "status": if doc.healthy { "ok" } else { "unhealthy" },
@@ -66,8 +73,8 @@ pub fn route(method: &str, target: &str, observed: &Observed) -> Response {
             Response::json(if doc.healthy { 200 } else { 503 }, &body)
         }
         "/status" => Response::json(200, &observed.status()),
-        "/" => Response::text(200, "tandem: /metrics /health /status\n"),
-        _ => Response::text(404, "not found; try /metrics, /health or /status\n"),
+        "/" => Response::text(200, "tandem: /metrics /health/live /health/ready /status\n"),
+        _ => Response::text(404, "not found; try /metrics, /health/live, /health/ready or /status\n"),
     }
 }
 
@@ -229,5 +236,27 @@ mod tests {
 
         stop.cancel();
         tokio::time::timeout(t, server).await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn live_stays_200_while_ready_turns_503_naming_the_direction_whose_lag_passed_the_limit() {
+        let obs = observed();
+        for d in crate::service::state::DIRECTIONS {
+            obs.state.streaming(d);
+            obs.state.clock(d).caught_up();
+        }
+        assert_eq!(route("GET", "/health/ready", &obs).status, 200);
+        // A transaction read 2 minutes ago and still not applied: a stalled destination.
+        let two_minutes_ago = crate::service::liveness::now_micros() - 120_000_000;
+        obs.state.clock(Direction::MysqlToPostgres).began(two_minutes_ago);
+        let ready = route("GET", "/health/ready", &obs);
+        assert_eq!(ready.status, 503, "{}", ready.body);
+        assert!(ready.body.contains("mysql→postgres lags 12"), "{}", ready.body);
+        assert_eq!(route("GET", "/health", &obs).status, 503, "/health is ready's alias");
+        let live = route("GET", "/health/live", &obs);
+        assert_eq!(live.status, 200, "{}", live.body);
+        obs.state.halted(Direction::PostgresToMysql, &crate::Error::Unsupported("compressed binlog events".into()));
+        let ready = route("GET", "/health/ready", &obs);
+        assert!(ready.body.contains("postgres→mysql is halted: unsupported in the change stream: compressed binlog events"), "{}", ready.body);
     }
 }

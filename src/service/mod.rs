@@ -11,6 +11,7 @@
 //! blanks the configured passwords out of error texts.
 
 pub mod http;
+pub mod liveness;
 pub mod notify;
 pub mod state;
 
@@ -40,7 +41,8 @@ pub struct DirectionStatus {
     pub state: String,
     /// Last source position acknowledged after a destination commit.
     pub position: Option<String>,
-    /// Source commit → destination commit of the last batch.
+    /// Now − source commit time of the oldest transaction read but not yet
+    /// applied (0 when caught up); grows during a stall.
     pub lag_seconds: Option<f64>,
     pub streaming_since: Option<String>,
     pub changes_read: u64,
@@ -122,7 +124,7 @@ impl Observed {
             direction: d.key().to_string(),
             state: snap.phase.as_str().to_string(),
             position: snap.position,
-            lag_seconds: self.metrics.gauge(m::LAG_SECONDS, ("direction", d.key())),
+            lag_seconds: self.state.clock(d).lag_seconds(),
             streaming_since: snap.streaming_since,
             changes_read: self.metrics.counter_sum(m::CHANGES_READ, label),
             applied: self.metrics.counter_sum(m::CHANGES_APPLIED, label),
@@ -132,6 +134,20 @@ impl Observed {
             failed_attempts: snap.failed_attempts,
             paused_pairs: snap.paused.keys().cloned().collect(),
             pause_reasons: snap.paused,
+        }
+    }
+
+    /// Sets the gauges that are computed when read (lag, last applied
+    /// commit) to their value now: called before `/metrics` is rendered.
+    pub fn refresh_gauges(&self) {
+        for d in DIRECTIONS {
+            let clock = self.state.clock(d);
+            if let Some(lag) = clock.lag_seconds() {
+                metrics::gauge!(m::LAG_SECONDS, "direction" => d.key()).set(lag);
+            }
+            if let Some(ts) = clock.last_applied_seconds() {
+                metrics::gauge!(m::LAST_APPLIED_COMMIT, "direction" => d.key()).set(ts);
+            }
         }
     }
 
@@ -199,6 +215,11 @@ pub async fn start(cfg: &Config, shutdown: CancellationToken) -> Result<Service,
     for side in [Side::Postgres, Side::Mysql] {
         metrics::counter!(m::RECONNECTS, "side" => side.as_str()).increment(0);
     }
+    for d in DIRECTIONS {
+        metrics::gauge!(m::DIRECTION_UP, "direction" => d.key()).set(0.0);
+        state.clock(d).set_heartbeat(cfg.timeouts.heartbeat());
+    }
+    metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let observed = Arc::new(Observed { pipeline: cfg.pipeline.clone(), max_healthy_lag: cfg.metrics.max_healthy_lag, state, metrics });
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();

@@ -5,7 +5,8 @@
 //!
 //! `run` sends READY=1 once both directions stream or the instance is a
 //! standby waiting for the HA lease (once per process),
-//! WATCHDOG=1 every `$WATCHDOG_USEC`/2 when the watchdog is enabled for this
+//! WATCHDOG=1 every `$WATCHDOG_USEC`/2 — but only while every running
+//! direction's loop checked in within that period — when the watchdog is enabled for this
 //! process, STATUS=<phase and lag per direction> every few seconds and on
 //! changes (at most one per second, identical lines only on the periodic
 //! refresh), and STOPPING=1 as soon as shutdown begins. Sending never fails
@@ -170,9 +171,27 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// Sends WATCHDOG=1 only while every running direction's loop checked in
+/// within `period` (half the watchdog timeout): a loop stuck anywhere lets
+/// systemd's watchdog fire. `starved` remembers that it said so once.
+fn feed(notifier: &Notifier, observed: &Observed, period: Duration, starved: &mut bool) {
+    if observed.state.loops_alive(period) {
+        if *starved {
+            tracing::info!("every direction checks in again; feeding the systemd watchdog");
+        }
+        *starved = false;
+        notifier.watchdog();
+    } else if !*starved {
+        *starved = true;
+        tracing::error!(status = %observed.status_line(), "a direction's loop has not checked in for {period:?}; no longer feeding the systemd watchdog");
+    }
+}
+
 /// Notifies until `shutdown` (STOPPING=1) or `stop` (the service ended).
 pub async fn run(notifier: Arc<Notifier>, observed: Arc<Observed>, shutdown: CancellationToken, stop: CancellationToken) {
     let mut changed = observed.state.changed();
+    let period = watchdog_timeout().map(|t| (t / 2).max(Duration::from_millis(100))).unwrap_or(Duration::MAX);
+    let mut starved = false;
     let mut watchdog = watchdog_timeout().map(|t| {
         let mut i = tokio::time::interval((t / 2).max(Duration::from_millis(100)));
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -198,7 +217,7 @@ pub async fn run(notifier: Arc<Notifier>, observed: Arc<Observed>, shutdown: Can
                 }
                 notifier.status(&observed.status_line());
             }
-            _ = tick(&mut watchdog) => notifier.watchdog(),
+            _ = tick(&mut watchdog) => feed(&notifier, &observed, period, &mut starved),
             _ = status.tick() => notifier.status(&observed.status_line()),
         }
     }
@@ -206,7 +225,7 @@ pub async fn run(notifier: Arc<Notifier>, observed: Arc<Observed>, shutdown: Can
     while watchdog.is_some() {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tick(&mut watchdog) => notifier.watchdog(),
+            _ = tick(&mut watchdog) => feed(&notifier, &observed, period, &mut starved),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! pipeline lease (both directions then report `Phase::Standby`), `active`
 //! while this one holds it.
 
+use super::liveness::DirectionClock;
 use crate::config::Direction;
 use crate::model::SourcePos;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -33,6 +34,9 @@ pub enum Phase {
     Stopped,
     /// Ended with a definite error; the service is stopping.
     Failed,
+    /// Stopped at a change it cannot replicate faithfully (the error names
+    /// it); the other direction and the service go on until an operator acts.
+    Halted,
     /// Not running: another instance holds the pipeline lease.
     Standby,
 }
@@ -66,6 +70,7 @@ impl Phase {
             Phase::Retrying => "retrying",
             Phase::Stopped => "stopped",
             Phase::Failed => "failed",
+            Phase::Halted => "halted",
             Phase::Standby => "standby",
         }
     }
@@ -114,6 +119,7 @@ pub struct ServiceState {
     secrets: Mutex<Vec<String>>,
     role: Mutex<Role>,
     version: watch::Sender<u64>,
+    clocks: [DirectionClock; 2],
 }
 
 impl Default for ServiceState {
@@ -123,6 +129,7 @@ impl Default for ServiceState {
             secrets: Mutex::new(Vec::new()),
             role: Mutex::new(Role::Starting),
             version: watch::channel(0).0,
+            clocks: [DirectionClock::default(), DirectionClock::default()],
         }
     }
 }
@@ -149,11 +156,39 @@ pub fn global() -> &'static ServiceState {
 
 impl ServiceState {
     fn update(&self, d: Direction, f: impl FnOnce(&mut DirectionSnapshot)) {
-        {
+        let up = {
             let mut s = self.directions[slot(d)].lock().unwrap_or_else(PoisonError::into_inner);
             f(&mut s);
-        }
+            s.phase == Phase::Streaming
+        };
+        metrics::gauge!(crate::metrics::DIRECTION_UP, "direction" => d.key()).set(if up { 1.0 } else { 0.0 });
         self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// The lag and liveness clock of a direction.
+    pub fn clock(&self, d: Direction) -> &DirectionClock {
+        &self.clocks[slot(d)]
+    }
+
+    /// Has every direction that is meant to be running (starting, streaming
+    /// or retrying) checked in within `within`? A halted, stopped or standby
+    /// direction runs no loop and does not count.
+    pub fn loops_alive(&self, within: std::time::Duration) -> bool {
+        DIRECTIONS.iter().all(|&d| match self.snapshot(d).phase {
+            Phase::Starting | Phase::Streaming | Phase::Retrying => self.clock(d).since_check_in().is_some_and(|t| t <= within),
+            Phase::Stopped | Phase::Failed | Phase::Halted | Phase::Standby => true,
+        })
+    }
+
+    /// The direction stopped at a change it cannot replicate (`error`): it
+    /// stays halted, with the error shown, until the process stops.
+    pub fn halted(&self, d: Direction, error: &crate::Error) {
+        let message = self.redact(error.to_string());
+        self.update(d, |s| {
+            s.phase = Phase::Halted;
+            s.streaming_since = None;
+            s.last_error = Some(ErrorNote { message, at: now() });
+        });
     }
 
     /// Texts that must never appear in a stored error (the configured passwords).
@@ -168,6 +203,7 @@ impl ServiceState {
 
     /// Runs one attempt of a direction, recording its start and how it ended.
     pub async fn track<T>(&self, d: Direction, attempt: impl std::future::Future<Output = crate::Result<T>>) -> crate::Result<T> {
+        self.clock(d).check_in();
         self.update(d, |s| {
             s.phase = Phase::Starting;
             s.streaming_since = None;
@@ -179,7 +215,13 @@ impl ServiceState {
                 s.streaming_since = None;
             }),
             Err(e) => {
-                let phase = if e.classify() == crate::error::ErrorClass::Transient { Phase::Retrying } else { Phase::Failed };
+                let phase = if e.classify() == crate::error::ErrorClass::Transient {
+                    Phase::Retrying
+                } else if e.halts_direction() {
+                    Phase::Halted
+                } else {
+                    Phase::Failed
+                };
                 let message = self.redact(e.to_string());
                 self.update(d, |s| {
                     s.phase = phase;
@@ -332,5 +374,23 @@ mod tests {
         assert_eq!(st.role().as_str(), "active");
         st.lease_unknown("lease connection lost".into());
         assert!(DIRECTIONS.iter().all(|&d| st.snapshot(d).phase == Phase::Retrying), "not a healthy standby");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loops_are_alive_only_while_every_running_direction_checks_in() {
+        let st = ServiceState::default();
+        let within = std::time::Duration::from_secs(2);
+        assert!(!st.loops_alive(within), "starting directions that never checked in are not alive");
+        for d in DIRECTIONS {
+            st.streaming(d);
+            st.clock(d).check_in();
+        }
+        assert!(st.loops_alive(within));
+        tokio::time::advance(std::time::Duration::from_secs(3)).await;
+        st.clock(Direction::PostgresToMysql).check_in();
+        assert!(!st.loops_alive(within), "mysql→postgres stopped checking in");
+        st.halted(Direction::MysqlToPostgres, &crate::Error::Unsupported("compressed binlog events".into()));
+        assert!(st.loops_alive(within), "a halted direction runs no loop");
+        assert_eq!(st.snapshot(Direction::MysqlToPostgres).phase, Phase::Halted);
     }
 }

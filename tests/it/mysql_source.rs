@@ -66,6 +66,8 @@ fn options(db: &TestDb) -> MysqlSourceOptions {
         chunk_rows: 3,
         own_server_ids: vec![ECHO_SERVER_ID],
         heartbeat: Duration::from_millis(500),
+        read_timeout: Duration::from_secs(30),
+        coordinates: Default::default(),
         // The test's own database plays tandem's state database: its `origin_marker` tags echoes.
         state: Some(StateTables { db: db.name.clone(), pipeline: "p".into() }),
         own_rows: Default::default(),

@@ -89,6 +89,8 @@ fn options(db: &support::TestDb, chunk_rows: usize, status_interval: Duration) -
         chunk_rows,
         status_interval,
         own_rows: Default::default(),
+        heartbeat: Duration::from_secs(1),
+        read_timeout: Duration::from_secs(30),
     }
 }
 

@@ -86,7 +86,8 @@ async fn settings(my: &mut Conn, cfg: &Config, facts: &MyFacts, pg: &PgFacts, r:
     let rows: Vec<Row> = my
         .query(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
-             ('log_bin','binlog_format','binlog_row_image','server_id','gtid_mode','enforce_gtid_consistency','gtid_strict_mode','gtid_domain_id')",
+             ('log_bin','binlog_format','binlog_row_image','server_id','gtid_mode','enforce_gtid_consistency','gtid_strict_mode','gtid_domain_id',\
+             'binlog_row_value_options','log_bin_compress')",
         )
         .await
         .map_err(my_err)?;
@@ -107,6 +108,21 @@ async fn settings(my: &mut Conn, cfg: &Config, facts: &MyFacts, pg: &PgFacts, r:
         r.problem(
             "mysql binlog_row_image",
             format!("is {}; before-images need binlog_row_image = FULL (SET GLOBAL binlog_row_image = 'FULL' and in the server config)", shown(&image)),
+        );
+    }
+    // These can change while tandem runs: the stream also stops at such an event, never skips it.
+    if get("binlog_row_value_options").is_some_and(|v| v.contains("PARTIAL_JSON")) {
+        r.problem(
+            "mysql binlog_row_value_options",
+            "is PARTIAL_JSON: JSON updates are logged as partial diffs tandem cannot apply faithfully; \
+             SET GLOBAL binlog_row_value_options = '' (and in the server config)",
+        );
+    }
+    if get("log_bin_compress").is_some_and(|v| v == "ON" || v == "1") {
+        r.problem(
+            "mysql log_bin_compress",
+            "is ON: compressed binlog events are not decoded by tandem (its direction would stop at the first one); \
+             SET GLOBAL log_bin_compress = OFF (and in the server config)",
         );
     }
     let server_id: u64 = get("server_id").and_then(|v| v.parse().ok()).unwrap_or(0);

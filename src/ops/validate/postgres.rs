@@ -76,10 +76,20 @@ async fn role(pg: &Client) -> Res<(String, bool, bool)> {
 }
 
 async fn wal_level(pg: &Client, r: &mut Report) -> Res<()> {
-    let row = pg.query_one("SELECT current_setting('wal_level')", &[]).await.map_err(pg_err)?;
+    let row = pg.query_one("SELECT current_setting('wal_level'), current_setting('max_slot_wal_keep_size')", &[]).await.map_err(pg_err)?;
     let wal: String = get(&row, 0)?;
     if wal != "logical" {
         r.problem("postgres wal_level", format!("is {wal}; logical decoding needs wal_level = logical (postgresql.conf), then restart Postgres"));
+    }
+    let keep: String = get(&row, 1)?;
+    if keep == "-1" {
+        r.info(
+            "postgres max_slot_wal_keep_size",
+            "warning: is -1 (unlimited): while tandem is stopped its slot keeps every WAL segment until the disk fills; \
+             set a limit (a slot past it is invalidated, and `tandem run` then stops and says so) and alert on tandem_slot_retained_wal_bytes",
+        );
+    } else {
+        r.info("postgres max_slot_wal_keep_size", format!("is {keep}: a slot retaining more WAL is invalidated (then run `tandem init` and backfill)"));
     }
     Ok(())
 }
@@ -102,7 +112,8 @@ async fn slot(pg: &Client, cfg: &Config, database: &str, r: &mut Report) -> Res<
     // Version-independent: wal_status exists from PG13 on.
     let slot = pg
         .query_opt(
-            "SELECT j->>'slot_type', j->>'plugin', j->>'database', (j->>'active')::bool, j->>'wal_status'
+            "SELECT j->>'slot_type', j->>'plugin', j->>'database', (j->>'active')::bool, j->>'wal_status',
+                    CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint END
              FROM pg_replication_slots s, to_jsonb(s) j WHERE s.slot_name = $1",
             &[name],
         )
@@ -146,7 +157,14 @@ async fn slot(pg: &Client, cfg: &Config, database: &str, r: &mut Report) -> Res<
                 );
             }
             if wal_status.as_deref() == Some("lost") {
-                r.problem(&object, "has lost WAL it needed (wal_status = lost): drop it, run `tandem init`, then `tandem backfill` both ways");
+                r.problem(
+                    &object,
+                    "was invalidated (wal_status = lost, usually max_slot_wal_keep_size): the WAL it needed is gone; \
+                     run `tandem init` (it recreates the slot), then `tandem backfill --pair <pair> --from postgres` for each pair",
+                );
+            }
+            if let Some(retained) = get::<Option<i64>>(&row, 5)? {
+                r.info(&object, format!("retains {} MiB of WAL ({retained} bytes; tandem_slot_retained_wal_bytes)", retained / (1 << 20)));
             }
             if active {
                 r.info(&object, "is active: a walsender streams from it (tandem run?)");

@@ -22,6 +22,7 @@
 
 pub mod columns;
 mod control;
+pub mod coordinates;
 mod dump;
 pub mod events;
 pub mod gtid_set;
@@ -52,8 +53,12 @@ pub struct MysqlSourceOptions {
     /// Echo tags: transactions whose events carry one of these server ids
     /// are tandem's own (`Origin::Tandem`).
     pub own_server_ids: Vec<u32>,
-    /// Heartbeat period the server is asked for; idle streams still emit `Idle`.
+    /// Heartbeat period the server is asked for; idle streams still emit
+    /// `Idle` (which proves the stream caught up).
     pub heartbeat: Duration,
+    /// Silence on the dump connection past this (no event, no heartbeat)
+    /// counts as a lost connection (`Error::Timeout`).
+    pub read_timeout: Duration,
     /// tandem's state tables on this server, read from the stream: a
     /// transaction whose first row event touches the origin marker is
     /// tandem's own; the pipeline's `checkpoints` row in it names the
@@ -62,6 +67,8 @@ pub struct MysqlSourceOptions {
     pub state: Option<StateTables>,
     /// Whether to deliver the rows of tandem's own transactions too.
     pub own_rows: crate::source::OwnRows,
+    /// Where the delivered and acknowledged positions lie in the binlog files.
+    pub coordinates: std::sync::Arc<coordinates::BinlogCoordinates>,
 }
 
 /// Where tandem's state tables live on the source server, and whose rows
@@ -78,9 +85,11 @@ impl MysqlSourceOptions {
             server_id,
             chunk_rows: 1000,
             own_server_ids: Vec::new(),
-            heartbeat: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(30),
             state: None,
             own_rows: crate::source::OwnRows::default(),
+            coordinates: Default::default(),
         }
     }
 }
@@ -287,13 +296,25 @@ impl crate::source::Source for MysqlSource {
         self,
         start: SourcePos,
         out: tokio::sync::mpsc::Sender<SourceEvent>,
-        _acked: tokio::sync::watch::Receiver<SourcePos>,
+        mut acked: tokio::sync::watch::Receiver<SourcePos>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<()> {
         let SourcePos::Mysql(start) = start else {
             return Err(Error::Checkpoint(format!("{start} is not a binlog position")));
         };
-        MysqlSource::run(self, start, out, shutdown).await
+        // Acknowledged positions locate the applied coordinate (nothing is confirmed to the server).
+        let coordinates = std::sync::Arc::clone(&self.opts.coordinates);
+        let watch_acks = async move {
+            while acked.changed().await.is_ok() {
+                let pos = acked.borrow_and_update().clone();
+                coordinates.acknowledged(&pos);
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            r = MysqlSource::run(self, start, out, shutdown) => r,
+            _ = watch_acks => Ok(()),
+        }
     }
 }
 

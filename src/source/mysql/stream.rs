@@ -17,16 +17,20 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use mysql_async::binlog::events::{Event, EventData, TableMapEvent};
+use mysql_async::binlog::events::{Event, EventData};
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
-use super::control::{applied_in, signals_in};
 use super::events::{self, code, QueryKind};
 use super::gtid_set::{uuid_text, GtidSet};
 use super::position::{Tracker, TxnGtid};
+use tables::TableEntry;
+
+#[path = "stream_tables.rs"]
+mod tables;
 use super::rows::TableDecoder;
 use super::{Flavor, MysqlSourceOptions};
 use crate::config::Endpoint;
@@ -48,32 +52,15 @@ struct OpenTxn {
     buf: Vec<Change>,
     /// Exact commit time when the server logged one (MySQL 8 GTID event), µs.
     commit_ts: Option<i64>,
+    /// The header time of the event that opened it (GTID / BEGIN), µs: the
+    /// commit time as far as it is known at `Begin`.
+    started: i64,
     /// Payloads of this pipeline's backfill watermarks written in this transaction.
     watermarks: Vec<String>,
     /// tandem's own transaction: the position its checkpoint row names.
     applied: Option<String>,
     /// A client transaction that removes a row (`OwnRows::removed` at its commit).
     removes: bool,
-}
-
-/// What a TABLE_MAP's table is to tandem.
-enum Route {
-    Paired(std::result::Result<Arc<TableDecoder>, String>),
-    Marker,
-    /// `tandem.signals`: backfill watermarks.
-    Signals,
-    /// `tandem.checkpoints`: the positions tandem's transactions applied.
-    Checkpoints,
-    Other,
-}
-
-struct TableEntry {
-    /// The TABLE_MAP event's body: an identical one maps the same way.
-    raw: Vec<u8>,
-    tme: TableMapEvent<'static>,
-    route: Route,
-    /// Binlog column → information_schema column (paired tables only).
-    colmap: std::result::Result<Vec<Option<usize>>, String>,
 }
 
 pub(super) struct Streamer {
@@ -94,6 +81,8 @@ pub(super) struct Streamer {
     txn_seq: u64,
     crc_on: bool,
     fde_seen: bool,
+    /// Offset after the last event read in `file` (0 until one was read).
+    at: u64,
     /// When the last `Idle` was sent; filtered transactions report at most
     /// every `IDLE_EVERY` (the next `Idle`/`Commit` carries a later position).
     last_idle: std::time::Instant,
@@ -139,6 +128,7 @@ impl Streamer {
             txn_seq: 0,
             crc_on: true,
             fde_seen: false,
+            at: 0,
             last_idle: std::time::Instant::now(),
             tx,
             shutdown,
@@ -153,27 +143,39 @@ impl Streamer {
         let mut stream = self.open_stream(&start).await?;
         tracing::info!(position = %start, server = %self.endpoint.describe(), "binlog stream started");
         loop {
+            // The server sends a heartbeat every `heartbeat` while idle: silence
+            // past the read timeout means a stalled server or network.
             let next = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break,
-                ev = AssertUnwindSafe(stream.next()).catch_unwind() => ev,
+                ev = tokio::time::timeout(self.opts.read_timeout, AssertUnwindSafe(stream.next()).catch_unwind()) => ev,
             };
             let ev = match next {
-                Ok(Some(Ok(ev))) => ev,
-                Ok(Some(Err(e))) => return Err(e.into()),
-                Ok(None) => return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "binlog stream ended"))),
-                Err(_) => return Err(Error::Decode("malformed binlog event (mysql_common panicked while reading it)".into())),
+                Ok(Ok(Some(Ok(ev)))) => ev,
+                Ok(Ok(Some(Err(e)))) => return Err(e.into()),
+                Ok(Ok(None)) => return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "binlog stream ended"))),
+                Ok(Err(_)) => return Err(Error::Decode("malformed binlog event (mysql_common panicked while reading it)".into())),
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        what: "binlog connection sent nothing, not even a heartbeat ([timeouts] read_seconds)".into(),
+                        after: self.opts.read_timeout,
+                    })
+                }
             };
             if !self.handle(&ev).await? {
                 break;
             }
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.close()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
         Ok(())
     }
 
     async fn open_stream(&mut self, start: &BinlogPos) -> Result<mysql_async::BinlogStream> {
-        let dump = super::dump::open(&self.endpoint, &self.opts, self.flavor, start).await?;
+        let opening = super::dump::open(&self.endpoint, &self.opts, self.flavor, start);
+        let after = self.opts.read_timeout;
+        let dump = tokio::time::timeout(after, opening)
+            .await
+            .map_err(|_| Error::Timeout { what: "opening the binlog dump connection".into(), after })??;
         self.crc_on = dump.crc_on;
         if let Some(file) = dump.file {
             self.file = file;
@@ -224,6 +226,9 @@ impl Streamer {
     /// Handles one event; `false` when the consumer is gone or shutdown began.
     async fn handle(&mut self, ev: &Event) -> Result<bool> {
         let header = ev.header();
+        if header.log_pos() != 0 && !matches!(header.event_type_raw(), code::ROTATE | code::HEARTBEAT | code::MYSQL_HEARTBEAT_V2) {
+            self.at = u64::from(header.log_pos());
+        }
         let ty = header.event_type_raw();
         match ty {
             code::FORMAT_DESCRIPTION => self.fde_seen = true,
@@ -293,13 +298,15 @@ impl Streamer {
             }
         }
         self.file = name;
+        self.at = r.position();
         Ok(())
     }
 
     /// Opens a transaction (event group).
     fn open(&mut self, ev: &Event, gtid: Option<TxnGtid>) -> &mut OpenTxn {
         let echo = self.opts.own_server_ids.contains(&ev.header().server_id());
-        self.txn.insert(OpenTxn { gtid, echo, ..Default::default() })
+        let started = i64::from(ev.header().timestamp()) * 1_000_000;
+        self.txn.insert(OpenTxn { gtid, echo, started, ..Default::default() })
     }
 
     async fn on_query(&mut self, ev: &Event) -> Result<bool> {
@@ -360,112 +367,6 @@ impl Streamer {
         }
     }
 
-    fn on_table_map(&mut self, ev: &Event) -> Result<()> {
-        // Every transaction maps its tables again; the map of a table whose id
-        // and definition did not change since (same bytes; the cache is dropped
-        // at ROTATE and after DDL) needs no decoding.
-        let raw = ev.data();
-        if let Some(id) = raw.get(..6).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0])) {
-            if self.tables.get(&id).is_some_and(|e| e.raw == raw) {
-                return Ok(());
-            }
-        }
-        let tme = ev.read_event::<TableMapEvent<'_>>().map_err(|e| Error::Decode(format!("TABLE_MAP: {e}")))?.into_owned();
-        let key = (tme.database_name().into_owned(), tme.table_name().into_owned());
-        let state = |table: &str| self.opts.state.as_ref().is_some_and(|st| st.db == key.0 && key.1 == table);
-        let route = if state(crate::state::names::ORIGIN_MARKER) {
-            Route::Marker
-        } else if state(crate::state::names::SIGNALS) {
-            Route::Signals
-        } else if state(crate::state::names::CHECKPOINTS) {
-            Route::Checkpoints
-        } else {
-            match self.decoders.get(&key) {
-                Some(d) => Route::Paired(d.clone()),
-                None => Route::Other,
-            }
-        };
-        let colmap = match &route {
-            Route::Paired(Ok(dec)) => dec.column_map(super::rows::binlog_column_names(&tme), tme.columns_count() as usize),
-            _ => Ok(Vec::new()),
-        };
-        self.tables.insert(tme.table_id(), Arc::new(TableEntry { raw: raw.to_vec(), tme, route, colmap }));
-        Ok(())
-    }
-
-    async fn on_rows(&mut self, ev: &Event) -> Result<bool> {
-        // mysql_common indexes column metadata while decoding cells: a malformed
-        // table map must not panic the service.
-        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| self.decode_rows(ev)))
-            .map_err(|_| Error::Decode("malformed rows event (mysql_common panicked decoding it)".into()))??;
-        let Some(changes) = decoded else { return Ok(true) };
-        for change in changes {
-            let full = {
-                let Some(txn) = self.txn.as_mut() else { return Ok(true) };
-                txn.buf.push(change);
-                txn.buf.len() >= self.opts.chunk_rows
-            };
-            if full && !self.flush().await? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Decodes one rows event of the open transaction (opening one if the
-    /// stream started inside a group); `None` when it is not to be delivered.
-    /// One event is bounded by the server's rows-event size, so collecting it
-    /// keeps memory bounded.
-    fn decode_rows(&mut self, ev: &Event) -> Result<Option<Vec<Change>>> {
-        let data = ev.read_data().map_err(|e| Error::Decode(format!("rows event: {e}")))?;
-        let Some(EventData::RowsEvent(re)) = data else {
-            return Err(Error::Decode("unreadable rows event".into()));
-        };
-        let entry = self
-            .tables
-            .get(&re.table_id())
-            .cloned()
-            .ok_or_else(|| Error::Decode(format!("rows event for table id {} without a TABLE_MAP", re.table_id())))?;
-        if self.txn.is_none() {
-            self.open(ev, None); // stream started inside a group
-        }
-        let Some(txn) = self.txn.as_mut() else { return Ok(None) };
-        txn.echo |= self.opts.own_server_ids.contains(&ev.header().server_id());
-        if !txn.seen_rows {
-            txn.seen_rows = true;
-            txn.echo |= matches!(entry.route, Route::Marker);
-        }
-        let pipeline = self.opts.state.as_ref().map(|st| st.pipeline.as_str()).unwrap_or_default();
-        let dec = match &entry.route {
-            Route::Paired(Ok(_)) if txn.echo && !self.opts.own_rows.wanted() => return Ok(None),
-            Route::Paired(Ok(d)) => d.clone(),
-            Route::Paired(Err(_)) if txn.echo => return Ok(None),
-            Route::Paired(Err(e)) => {
-                let pair = self.pairs.get(&(entry.tme.database_name().into_owned(), entry.tme.table_name().into_owned()));
-                return Err(Error::Schema { pair: pair.map(|p| p.name.clone()).unwrap_or_default(), message: e.clone() });
-            }
-            Route::Checkpoints if txn.echo => {
-                if let Some(position) = applied_in(&re, &entry.tme, pipeline)? {
-                    txn.applied = Some(position);
-                }
-                return Ok(None);
-            }
-            Route::Signals if !txn.echo => {
-                txn.watermarks.extend(signals_in(&re, &entry.tme, pipeline)?);
-                return Ok(None);
-            }
-            Route::Signals | Route::Marker | Route::Checkpoints | Route::Other => return Ok(None),
-        };
-        let colmap = match &entry.colmap {
-            Ok(m) => m,
-            Err(e) => return Err(Error::Schema { pair: dec.pair_name.clone(), message: e.clone() }),
-        };
-        if txn.xa {
-            return Err(Error::Unsupported(format!("XA transaction on {}.{}: XA is not supported", dec.db, dec.table)));
-        }
-        super::rows_event::decode_rows_event(&re, &entry.tme, &dec, colmap).map(Some)
-    }
-
     /// Sends `Begin` (once) and the buffered changes of the open transaction.
     async fn flush(&mut self) -> Result<bool> {
         let Some(txn) = self.txn.as_mut() else { return Ok(true) };
@@ -474,7 +375,8 @@ impl Streamer {
             self.txn_seq += 1;
             txn.begun = Some(self.txn_seq);
             let origin = if txn.echo { Origin::Tandem } else { Origin::Client };
-            out.push(SourceEvent::Begin { txn_seq: self.txn_seq, origin });
+            let commit_ts = txn.commit_ts.unwrap_or(txn.started);
+            out.push(SourceEvent::Begin { txn_seq: self.txn_seq, origin, commit_ts });
         }
         if !txn.buf.is_empty() {
             if !txn.echo && !txn.removes {
@@ -579,7 +481,13 @@ impl Streamer {
     }
 
     /// Sends one event; `false` when the consumer is gone or shutdown began.
+    /// A delivered position is noted with the binlog file and offset after it.
     async fn emit(&self, ev: SourceEvent) -> Result<bool> {
+        if let SourceEvent::Commit(TxnMeta { position, .. }) | SourceEvent::Idle(position) = &ev {
+            if self.at > 0 && !self.file.is_empty() {
+                self.opts.coordinates.delivered(position, super::coordinates::Coordinate { file: self.file.clone(), offset: self.at });
+            }
+        }
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => Ok(false),

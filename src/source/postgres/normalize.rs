@@ -64,6 +64,8 @@ enum TxnMode {
 #[derive(Debug)]
 struct OpenTxn {
     final_lsn: Lsn,
+    /// Commit time from Begin, µs since the epoch (0 when unknown).
+    commit_ts: i64,
     origin: Option<String>,
     mode: TxnMode,
     /// `Some` once `Begin` was emitted.
@@ -78,9 +80,10 @@ struct OpenTxn {
 }
 
 impl OpenTxn {
-    fn new(final_lsn: Lsn, mode: TxnMode) -> Self {
+    fn new(final_lsn: Lsn, commit_ts: i64, mode: TxnMode) -> Self {
         OpenTxn {
             final_lsn,
+            commit_ts,
             origin: None,
             mode,
             seq: None,
@@ -167,6 +170,15 @@ impl Normalizer {
         Some(SourceEvent::Idle(SourcePos::Postgres(wal_end)))
     }
 
+    /// A keepalive at `wal_end` that moved nothing forward (`keepalive`
+    /// returned `None`): between transactions, with everything up to the
+    /// last position delivered, it proves the stream is caught up — an
+    /// `Idle` at the last position (already delivered; acknowledging it again
+    /// changes nothing) that keeps the lag clock fresh while nothing happens.
+    pub fn caught_up(&self, wal_end: Lsn) -> Option<SourceEvent> {
+        (self.txn.is_none() && wal_end <= self.last_pos).then(|| SourceEvent::Idle(SourcePos::Postgres(self.last_pos)))
+    }
+
     /// Handles one message, appending the events to send to `out`.
     pub fn handle(&mut self, msg: PgOutputMessage, out: &mut Vec<SourceEvent>) -> Result<()> {
         match msg {
@@ -177,7 +189,7 @@ impl Normalizer {
                 // `start` is always the end of a record (a commit end or a keepalive
                 // wal_end), and end_lsn > final_lsn: final_lsn < start ⇔ end_lsn <= start.
                 let mode = if b.final_lsn < self.start { TxnMode::AlreadyApplied } else { TxnMode::Deliver };
-                self.txn = Some(OpenTxn::new(b.final_lsn, mode));
+                self.txn = Some(OpenTxn::new(b.final_lsn, super::pgoutput::pg_time_to_unix_micros(b.commit_ts), mode));
             }
             PgOutputMessage::Origin(o) => {
                 let txn = self.txn.as_mut().ok_or_else(|| outside("Origin"))?;
@@ -277,7 +289,7 @@ impl Normalizer {
                         let origin = if txn.mode == TxnMode::Own { Origin::Tandem } else { Origin::Client };
                         let txn_seq = match txn.seq {
                             Some(seq) => seq,
-                            None => self.begin(out, origin),
+                            None => self.begin(out, origin, txn.commit_ts),
                         };
                         if !txn.pending.is_empty() {
                             out.push(SourceEvent::Changes(txn.pending));
@@ -301,9 +313,9 @@ impl Normalizer {
         Ok(())
     }
 
-    fn begin(&mut self, out: &mut Vec<SourceEvent>, origin: Origin) -> u64 {
+    fn begin(&mut self, out: &mut Vec<SourceEvent>, origin: Origin, commit_ts: i64) -> u64 {
         self.last_seq += 1;
-        out.push(SourceEvent::Begin { txn_seq: self.last_seq, origin });
+        out.push(SourceEvent::Begin { txn_seq: self.last_seq, origin, commit_ts });
         self.last_seq
     }
 
@@ -318,7 +330,8 @@ impl Normalizer {
         }
         let origin = if txn.mode == TxnMode::Own { Origin::Tandem } else { Origin::Client };
         if txn.seq.is_none() {
-            let seq = self.begin(out, origin);
+            let commit_ts = txn.commit_ts;
+            let seq = self.begin(out, origin, commit_ts);
             if let Some(txn) = self.txn.as_mut() {
                 txn.seq = Some(seq);
             }

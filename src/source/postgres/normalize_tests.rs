@@ -78,6 +78,9 @@ fn tup(note: TupleValue, id: &str, mail: TupleValue) -> Tuple {
     vec![note, t(id), t("0"), mail]
 }
 
+/// `begin()`'s commit time as a Begin event carries it (µs since the Unix epoch).
+const BEGIN_TS: i64 = 1_000_000 + 946_684_800_000_000;
+
 fn begin(final_lsn: u64) -> PgOutputMessage {
     PgOutputMessage::Begin(Begin { final_lsn: Lsn(final_lsn), commit_ts: 1_000_000, xid: 1 })
 }
@@ -126,7 +129,7 @@ fn insert_update_delete_map_columns_by_pg_name() {
     assert_eq!(
         ev,
         vec![
-            SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Client },
+            SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Client, commit_ts: BEGIN_TS },
             SourceEvent::Changes(vec![
                 Change {
                     pair: 3,
@@ -289,7 +292,7 @@ fn own_origin_is_delivered_as_tandems_with_its_applied_position_other_origins_as
     let applied = message("tandem_crm_applied", true, "file:b.000001:500");
     let ev = run(&mut n, vec![relation(), begin(0x100), origin("tandem_crm"), insert(7, "1"), applied, commit(0x100, 0x130)]);
     assert!(matches!(ev.as_slice(), [
-        SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Tandem },
+        SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Tandem, commit_ts: BEGIN_TS },
         SourceEvent::Applied(p),
         SourceEvent::Commit(m),
     ] if p == "file:b.000001:500" && m.position == SourcePos::Postgres(Lsn(0x130))), "no rows unless asked: {ev:?}");
@@ -346,7 +349,7 @@ fn large_transactions_stream_in_chunks() {
     n.handle(insert(7, "1"), &mut out).unwrap();
     assert!(out.is_empty(), "one change is buffered");
     n.handle(insert(7, "2"), &mut out).unwrap();
-    assert!(matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Client }, SourceEvent::Changes(c)] if c.len() == 2));
+    assert!(matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 1, origin: crate::model::Origin::Client, commit_ts: BEGIN_TS }, SourceEvent::Changes(c)] if c.len() == 2));
     out.clear();
     for i in 3..=5 {
         n.handle(insert(7, &i.to_string()), &mut out).unwrap();
@@ -363,7 +366,7 @@ fn large_transactions_stream_in_chunks() {
         n.handle(m, &mut out).unwrap();
     }
     assert!(
-        matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 2, origin: crate::model::Origin::Client }, SourceEvent::Changes(c), SourceEvent::Commit(_)] if c.len() == 2)
+        matches!(out.as_slice(), [SourceEvent::Begin { txn_seq: 2, origin: crate::model::Origin::Client, commit_ts: BEGIN_TS }, SourceEvent::Changes(c), SourceEvent::Commit(_)] if c.len() == 2)
     );
 }
 

@@ -11,6 +11,12 @@
 //! The flush/write/apply positions reported are never beyond what the applier
 //! acknowledged (or the checkpoint `start`, which is durable by definition).
 //! Nothing buffers a whole transaction: see `normalize.rs`.
+//! Every wait is bounded: after `heartbeat` of silence a status update asks
+//! the server for a keepalive (whose position, even unchanged, proves the
+//! stream caught up), and after `read_timeout` of silence the connection
+//! counts as lost (`Error::Timeout`, transient). A slot the server
+//! invalidated (`wal_status = lost`) is refused at `resume`: the WAL it
+//! needed is gone, and only a new slot and a backfill can recover.
 
 use super::conn::{ReplicationConn, ReplicationMessage, ReplicationStream};
 use super::normalize::Normalizer;
@@ -21,6 +27,7 @@ use crate::schema::PairSchema;
 use crate::{Error, Result};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of one Postgres source.
@@ -37,6 +44,12 @@ pub struct PostgresSourceOptions {
     pub status_interval: Duration,
     /// Whether to deliver the rows of tandem's own transactions too.
     pub own_rows: crate::source::OwnRows,
+    /// After this long without a message, a status update asks the server
+    /// for a keepalive (a caught-up stream proves it every heartbeat).
+    pub heartbeat: Duration,
+    /// After this long without any message the connection counts as lost
+    /// (`Error::Timeout`): the server or the network is stalled.
+    pub read_timeout: Duration,
 }
 
 impl PostgresSourceOptions {
@@ -50,6 +63,8 @@ impl PostgresSourceOptions {
             chunk_rows: 1000,
             status_interval: Duration::from_secs(10),
             own_rows: crate::source::OwnRows::default(),
+            heartbeat: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -100,7 +115,10 @@ impl PostgresSource {
         tracing::info!(source = %describe, slot = %opts.slot, publication = %opts.publication, %start, "streaming");
         let mut ticker = tokio::time::interval(opts.status_interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut session = Session { stream, acked, acked_open: true, ticker, shutdown, tx, start };
+        let mut pulse = tokio::time::interval(opts.heartbeat.max(Duration::from_millis(10)));
+        pulse.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (heartbeat, read_timeout) = (opts.heartbeat, opts.read_timeout);
+        let mut session = Session { stream, acked, acked_open: true, ticker, pulse, heartbeat, read_timeout, heard: Instant::now(), shutdown, tx, start };
         let mut normalizer = Normalizer::new(pairs, opts.origin.clone(), opts.chunk_rows, start).with_own_rows(opts.own_rows.clone());
         let result = session.pump(&mut normalizer).await;
         match result {
@@ -115,6 +133,7 @@ impl crate::source::Source for PostgresSource {
     const ACK_IS_DURABLE: bool = true;
 
     async fn resume(&mut self, checkpoint: Option<&SourcePos>, _stored_identity: Option<&str>) -> Result<crate::source::Resume> {
+        check_slot(&mut self.conn, &self.opts.slot).await?;
         let start = match checkpoint {
             Some(SourcePos::Postgres(l)) => *l,
             Some(other) => return Err(Error::Checkpoint(format!("{other} is not a Postgres LSN"))),
@@ -130,6 +149,25 @@ impl crate::source::Source for PostgresSource {
         };
         PostgresSource::run(self, start, out, acked, shutdown).await
     }
+}
+
+/// Refuses a slot that is missing or that the server invalidated
+/// (`wal_status = 'lost'`, e.g. by `max_slot_wal_keep_size`): streaming from
+/// it would skip the changes whose WAL was removed.
+pub async fn check_slot(conn: &mut ReplicationConn, slot: &str) -> Result<()> {
+    let sql = format!("SELECT wal_status FROM pg_catalog.pg_replication_slots WHERE slot_name = {}", crate::sql::pg::literal(slot));
+    let rows = conn.simple_query(&sql).await?;
+    let Some(row) = rows.into_iter().next() else {
+        return Err(Error::Setup(format!("replication slot {slot} does not exist on the Postgres server; run `tandem init` to create it")));
+    };
+    if row.into_iter().next().flatten().as_deref() == Some("lost") {
+        return Err(Error::Setup(format!(
+            "replication slot {slot} was invalidated by the Postgres server (wal_status = lost, usually max_slot_wal_keep_size): \
+             the WAL it needed is gone, so the changes in it cannot be replicated. Run `tandem init` again (it recreates the slot), \
+             then `tandem backfill --pair <pair> --from postgres` for each pair (or `tandem check --repair`) to copy what was missed"
+        )));
+    }
+    Ok(())
 }
 
 /// Runs `IDENTIFY_SYSTEM` on a replication connection.
@@ -148,6 +186,7 @@ pub async fn identify_system(conn: &mut ReplicationConn) -> Result<SystemIdentit
 enum Wake {
     Acked(bool),
     Tick,
+    Pulse,
     Message(Option<ReplicationMessage>),
 }
 
@@ -162,6 +201,12 @@ struct Session {
     /// False once the applier dropped its `acked` sender.
     acked_open: bool,
     ticker: tokio::time::Interval,
+    /// Checks for silence every `heartbeat`.
+    pulse: tokio::time::Interval,
+    heartbeat: Duration,
+    read_timeout: Duration,
+    /// When the server last sent anything (or we last stopped reading to wait for room).
+    heard: Instant,
     shutdown: CancellationToken,
     tx: mpsc::Sender<SourceEvent>,
     start: Lsn,
@@ -177,6 +222,7 @@ impl Session {
                 _ = self.shutdown.cancelled() => return Ok(()),
                 r = self.acked.changed(), if self.acked_open => Wake::Acked(r.is_ok()),
                 _ = self.ticker.tick() => Wake::Tick,
+                _ = self.pulse.tick() => Wake::Pulse,
                 m = self.stream.next() => Wake::Message(m?),
             };
             let msg = match wake {
@@ -188,8 +234,22 @@ impl Session {
                     self.report(false).await?;
                     continue;
                 }
+                Wake::Pulse => {
+                    let silent = self.heard.elapsed();
+                    if silent >= self.read_timeout {
+                        return Err(Error::Timeout {
+                            what: "postgres replication connection sent nothing, not even a keepalive ([timeouts] read_seconds)".into(),
+                            after: silent,
+                        });
+                    }
+                    if silent >= self.heartbeat {
+                        self.report(true).await?;
+                    }
+                    continue;
+                }
                 Wake::Message(m) => m,
             };
+            self.heard = Instant::now();
             match msg {
                 None => return Err(Error::Protocol("the server ended the replication stream".into())),
                 Some(ReplicationMessage::XLogData { wal_start, data, .. }) => {
@@ -208,7 +268,7 @@ impl Session {
                     if reply_requested {
                         self.report(false).await?;
                     }
-                    if let Some(ev) = normalizer.keepalive(wal_end) {
+                    if let Some(ev) = normalizer.keepalive(wal_end).or_else(|| normalizer.caught_up(wal_end)) {
                         if let Flow::Stop = self.deliver(ev).await? {
                             return Ok(());
                         }
@@ -227,10 +287,15 @@ impl Session {
         }
     }
 
+    /// Sends a standby status update; a send that cannot complete within
+    /// the read timeout (a stalled server or network) is a lost connection.
     async fn report(&mut self, reply_requested: bool) -> Result<()> {
         let lsn = self.confirmable();
-        tracing::trace!(%lsn, "standby status update");
-        self.stream.send_status(lsn, lsn, lsn, reply_requested).await
+        tracing::trace!(%lsn, reply_requested, "standby status update");
+        match tokio::time::timeout(self.read_timeout, self.stream.send_status(lsn, lsn, lsn, reply_requested)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout { what: "postgres replication connection: sending a status update".into(), after: self.read_timeout }),
+        }
     }
 
     async fn on_acked(&mut self, still_open: bool) -> Result<()> {
@@ -261,6 +326,8 @@ impl Session {
                 r = self.acked.changed(), if self.acked_open => Some(r.is_ok()),
                 _ = self.ticker.tick() => None,
             };
+            // Not reading while waiting for room: the server's silence does not count.
+            self.heard = Instant::now();
             match wake {
                 Some(still_open) => self.on_acked(still_open).await?,
                 None => self.report(false).await?,
@@ -271,6 +338,9 @@ impl Session {
     /// Clean stop: a last status update with what is acknowledged, then close.
     async fn finish(mut self) -> Result<()> {
         self.report(false).await?;
-        self.stream.close().await
+        match tokio::time::timeout(self.read_timeout, self.stream.close()).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! (closed at once) or left open (`manual`), written with the batch; and the
 //! operator's view of them (`tandem status`, `tandem conflicts`).
 
-use super::{i64_at, push_opt, MyPipelineState, MyState};
+use super::{i64_at, push_opt, text_at, MyPipelineState, MyState};
 use crate::sql::my::push_literal;
 use crate::state::{ConflictRow, ConflictTarget, StoredConflict};
 use crate::Result;
@@ -47,6 +47,13 @@ impl MyPipelineState {
         let sql = format!("SELECT COUNT(*) FROM {} WHERE pipeline = ? AND resolved_at IS NULL", self.table("conflicts"));
         let row: Option<mysql_async::Row> = conn.exec_first(sql, (&self.pipeline,)).await?;
         Ok(row.and_then(|r| i64_at(&r, 0)).unwrap_or(0))
+    }
+
+    /// Open conflicts now, by pair: `tandem_conflicts_open`.
+    pub async fn open_conflicts_by_pair(&self, conn: &mut Conn) -> Result<Vec<(String, i64)>> {
+        let sql = format!("SELECT pair, COUNT(*) FROM {} WHERE pipeline = ? AND resolved_at IS NULL GROUP BY pair", self.table("conflicts"));
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, (&self.pipeline,)).await?;
+        Ok(rows.iter().filter_map(|r| Some((text_at(r, 0)?, i64_at(r, 1)?))).collect())
     }
 
     /// The pipeline's conflicts, open ones only unless `all`, oldest first

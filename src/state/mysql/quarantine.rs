@@ -51,6 +51,13 @@ impl MyPipelineState {
         Ok(rows.iter().filter_map(|r| Some((text_at(r, 0)?, i64_at(r, 1)?))).collect())
     }
 
+    /// Quarantined changes now, by (direction, pair): `tandem_quarantine_rows`.
+    pub async fn quarantined_by_pair(&self, conn: &mut Conn) -> Result<Vec<(String, String, i64)>> {
+        let sql = format!("SELECT direction, pair, COUNT(*) FROM {} WHERE pipeline = ? GROUP BY direction, pair", self.table("quarantine"));
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, (&self.pipeline,)).await?;
+        Ok(rows.iter().filter_map(|r| Some((text_at(r, 0)?, text_at(r, 1)?, i64_at(r, 2)?))).collect())
+    }
+
     /// The pipeline's quarantined changes, in the order they were recorded.
     pub async fn list_quarantine(&self, conn: &mut Conn) -> Result<Vec<StoredQuarantine>> {
         let sql = format!(

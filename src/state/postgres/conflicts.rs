@@ -35,6 +35,16 @@ impl PgPipelineState {
         Ok(client.query_one(&sql, &[&self.pipeline]).await?.try_get(0)?)
     }
 
+    /// Open conflicts now, by pair: `tandem_conflicts_open`.
+    pub async fn open_conflicts_by_pair(&self, client: &Client) -> Result<Vec<(String, i64)>> {
+        let sql = format!("SELECT pair, count(*) FROM {} WHERE pipeline = $1 AND resolved_at IS NULL GROUP BY pair", self.table("conflicts"));
+        let mut out = Vec::new();
+        for row in client.query(&sql, &[&self.pipeline]).await? {
+            out.push((row.try_get(0)?, row.try_get(1)?));
+        }
+        Ok(out)
+    }
+
     /// The pipeline's conflicts, open ones only unless `all`, oldest first
     /// (`decided_at`, then `id`).
     pub async fn list_conflicts(&self, client: &Client, all: bool) -> Result<Vec<StoredConflict>> {

@@ -42,6 +42,16 @@ impl PgPipelineState {
         Ok(out)
     }
 
+    /// Quarantined changes now, by (direction, pair): `tandem_quarantine_rows`.
+    pub async fn quarantined_by_pair(&self, client: &Client) -> Result<Vec<(String, String, i64)>> {
+        let sql = format!("SELECT direction, pair, count(*) FROM {} WHERE pipeline = $1 GROUP BY 1, 2", self.table("quarantine"));
+        let mut out = Vec::new();
+        for row in client.query(&sql, &[&self.pipeline]).await? {
+            out.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+        }
+        Ok(out)
+    }
+
     /// The pipeline's quarantined changes, in the order they were recorded.
     pub async fn list_quarantine(&self, client: &Client) -> Result<Vec<StoredQuarantine>> {
         let sql = format!(
