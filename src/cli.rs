@@ -6,6 +6,9 @@
 //! `tandem <command>: <error>` on stderr) and decides the exit code. Nothing
 //! but `main.rs` imports it: the library never depends on the CLI.
 
+mod log;
+mod repeat;
+
 use crate::config::{self, Config, Side};
 use crate::ops;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -14,11 +17,22 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The exit codes of every command, for `tandem --help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  run          0 clean stop (SIGTERM/SIGINT), 1 fatal error, 2 config does not load
+  validate     0 all checks hold, 1 problems found, 2 could not run
+  check        0 in sync (with --repair: all repaired), 1 drift found, 2 error
+  status       0, 2 error; with --check: 0 ready, 1 not ready, 2 could not tell
+  init, backfill, conflicts, quarantine, demo
+               0 done, 2 error (quarantine retry: also when a change is still rejected)
+  any command  2 when its arguments or its config are wrong";
+
 #[derive(Debug, Parser)]
-#[command(name = "tandem", version, about = "Bidirectional live replication between PostgreSQL and MySQL/MariaDB")]
+#[command(name = "tandem", version, about = "Bidirectional live replication between PostgreSQL and MySQL/MariaDB", after_help = EXIT_CODES)]
 pub struct Cli {
     /// Config file.
-    #[arg(short = 'c', long = "config", global = true, default_value = "/etc/tandem/tandem.toml")]
+    #[arg(short = 'c', long = "config", global = true, env = "TANDEM_CONFIG", default_value = "/etc/tandem/tandem.toml")]
     pub config: PathBuf,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -45,15 +59,23 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the replication service (both directions) until SIGTERM/SIGINT.
+    #[command(after_help = "Exit codes: 0 clean stop (SIGTERM/SIGINT), 1 fatal error, 2 the config does not load (not worth a restart).")]
     Run,
     /// Create slot, publication, origin, state tables; idempotent.
+    #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Init,
     /// Check config, connectivity and table compatibility.
+    #[command(after_help = "Exit codes: 0 all checks hold, 1 problems found (with --offline: the config has problems), 2 could not run.")]
     Validate {
+        /// Report format on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Check only the config and the files it names (password, TLS); connect to nothing.
+        #[arg(long)]
+        offline: bool,
     },
     /// Drift check of both sides, chunked; `--repair` fixes by ownership.
+    #[command(after_help = "Exit codes: 0 in sync (with --repair: everything repaired), 1 drift found, 2 error.")]
     Check {
         /// Only this pair.
         #[arg(long)]
@@ -61,10 +83,18 @@ pub enum Command {
         /// Make both sides equal by column ownership and the conflict policy.
         #[arg(long)]
         repair: bool,
+        /// Report format on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Keys per compared chunk.
+        #[arg(long, default_value_t = 10_000)]
+        chunk_rows: u64,
+        /// Throttle: compare at most this many rows per second on average.
+        #[arg(long)]
+        max_rows_per_sec: Option<u64>,
     },
     /// Copy the rows one side already holds to the other, while `run` streams.
+    #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Backfill {
         /// The pair to copy (repeatable).
         #[arg(long = "pair", required_unless_present = "all")]
@@ -83,7 +113,9 @@ pub enum Command {
         max_rows_per_sec: Option<u64>,
     },
     /// Positions, lag and counts of both directions (also when `run` is not running).
+    #[command(after_help = "Exit codes: 0, 2 when a database could not be read; with --check: 0 ready, 1 not ready, 2 could not tell.")]
     Status {
+        /// Report format on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
         /// Only ask the running service whether it is ready (`/health/ready`):
@@ -92,16 +124,19 @@ pub enum Command {
         check: bool,
     },
     /// Conflicts recorded in tandem.conflicts.
+    #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Conflicts {
         #[command(subcommand)]
         action: ConflictsAction,
     },
     /// Changes a destination rejected.
+    #[command(after_help = "Exit codes: 0 done, 2 error (retry: also when a change is still rejected).")]
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
     },
     /// Self-contained demo on throwaway local servers.
+    #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Demo {
         /// Stop after this many seconds.
         #[arg(long)]
@@ -113,17 +148,24 @@ pub enum Command {
 pub enum ConflictsAction {
     /// Open (manual) conflicts; `--all` also shows decided ones.
     List {
+        /// Only this pair's conflicts.
         #[arg(long)]
         pair: Option<String>,
+        /// Decided and resolved conflicts too, not only the open ones.
         #[arg(long)]
         all: bool,
+        /// Listing format on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Show at most this many (the oldest first).
+        #[arg(long)]
+        limit: Option<usize>,
     },
-    /// Resolve one conflict by taking one side's current value.
+    /// Resolve one conflict, or every open one of a pair, by taking one side's current value.
     Resolve {
-        /// Conflict id as `tandem conflicts list` prints it (pg:N or my:N).
-        id: String,
+        #[command(flatten)]
+        target: Target,
+        /// The side whose current value both sides keep.
         #[arg(long, value_enum)]
         take: TakeSide,
     },
@@ -133,13 +175,37 @@ pub enum ConflictsAction {
 pub enum QuarantineAction {
     /// Quarantined changes of this pipeline.
     List {
+        /// Listing format on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Show at most this many (each database's oldest first).
+        #[arg(long)]
+        limit: Option<usize>,
     },
-    /// Apply a quarantined change again (after fixing the schema) and remove it.
-    Retry { id: String },
-    /// Discard a quarantined change.
-    Drop { id: String },
+    /// Apply a quarantined change (or every one of a pair) again, after fixing the schema, and remove it.
+    Retry {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Discard a quarantined change, or every one of a pair.
+    Drop {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// One entry by id, or `--pair P --all`: every entry of that pair.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The id as the list command prints it (pg:N or my:N).
+    #[arg(required_unless_present = "all", conflicts_with_all = ["pair", "all"])]
+    pub id: Option<String>,
+    /// With --all: the pair whose entries are all handled.
+    #[arg(long, requires = "all")]
+    pub pair: Option<String>,
+    /// Every entry of --pair, oldest first.
+    #[arg(long, requires = "pair")]
+    pub all: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -157,27 +223,14 @@ impl From<TakeSide> for Side {
     }
 }
 
-fn init_logging(format: LogFormat, level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-}
-
-/// Prints `<prefix>: <error>` on stderr; exit code 2.
-fn fail(prefix: &str, e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("{prefix}: {e}");
+/// Prints `<prefix>: <error>` on stderr (JSON with `--log-format json`); exit code 2.
+pub(crate) fn fail(prefix: &str, e: impl std::fmt::Display) -> ExitCode {
+    log::print_error(prefix, e);
     ExitCode::from(2)
 }
 
 /// The config, or exit code 2 after saying why under `prefix`.
-fn load(path: &Path, prefix: &str) -> Result<Config, ExitCode> {
+pub(crate) fn load(path: &Path, prefix: &str) -> Result<Config, ExitCode> {
     config::load(path).map_err(|e| fail(prefix, e))
 }
 
@@ -197,13 +250,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo tells its own story on stdout; only warnings go to the log by default.
     let quiet = matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
-    init_logging(cli.log_format, cli.log_level.as_deref().or(quiet.then_some("warn")));
+    log::init(cli.log_format, cli.log_level.as_deref().or(quiet.then_some("warn")));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tandem: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail("tandem", format!("cannot start the runtime: {e}")),
     };
     rt.block_on(dispatch(cli))
 }
@@ -213,16 +263,19 @@ async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run => run(path).await,
         Command::Init => init(path).await,
-        Command::Validate { format } => validate(path, format).await,
-        Command::Check { pair, repair, format } => check(path, ops::check::CheckOptions { pair, repair, ..Default::default() }, format).await,
+        Command::Validate { format, offline: true } => validate_offline(path, format),
+        Command::Validate { format, offline: false } => validate(path, format).await,
+        Command::Check { pair, repair, format, chunk_rows, max_rows_per_sec } => {
+            check(path, ops::check::CheckOptions { pair, repair, chunk_rows, max_rows_per_sec, ..Default::default() }, format).await
+        }
         Command::Backfill { pairs, all, from, chunk_rows, max_rows_per_sec } => {
             let opts = ops::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
             backfill(path, &opts).await
         }
         Command::Status { format, check: true } => status_check(path, format).await,
         Command::Status { format, check: false } => status(path, format).await,
-        Command::Conflicts { action } => conflicts(path, action).await,
-        Command::Quarantine { action } => quarantine(path, action).await,
+        Command::Conflicts { action } => repeat::conflicts(path, action).await,
+        Command::Quarantine { action } => repeat::quarantine(path, action).await,
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
     }
 }
@@ -239,15 +292,15 @@ async fn run(path: &Path) -> ExitCode {
     let service = match crate::service::start(&cfg, token.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("tandem: {e}");
+            log::print_error("tandem", e);
             return ExitCode::from(1);
         }
     };
     let code = match crate::run::run(&cfg, token).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "fatal");
-            eprintln!("tandem: {e}");
+            // The one report of a fatal error (supervise logs only which direction).
+            log::print_error("tandem", e);
             ExitCode::from(1)
         }
     };
@@ -311,6 +364,25 @@ async fn validate(path: &Path, format: OutputFormat) -> ExitCode {
     }
 }
 
+/// `tandem validate --offline`: 0 the config is good, 1 it has problems,
+/// 2 it cannot be read.
+fn validate_offline(path: &Path, format: OutputFormat) -> ExitCode {
+    let found = match ops::validate::offline::report(path) {
+        Ok(found) => found,
+        Err(e) => return fail("tandem validate", e),
+    };
+    let echo = "not checked (--offline)";
+    match format {
+        OutputFormat::Json => println!("{}", ops::validate::render_json(&found, echo)),
+        OutputFormat::Text => print!("{}", ops::validate::render_text(&found, echo)),
+    }
+    if found.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 /// `tandem check`: 0 in sync (with `--repair`: all repaired), 1 drift left, 2 could not run.
 async fn check(path: &Path, opts: ops::check::CheckOptions, format: OutputFormat) -> ExitCode {
     const PREFIX: &str = "tandem check";
@@ -358,7 +430,7 @@ async fn status(path: &Path, format: OutputFormat) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         for e in &report.errors {
-            eprintln!("{PREFIX}: {e}");
+            log::print_error(PREFIX, e);
         }
         ExitCode::from(2)
     }
@@ -388,73 +460,6 @@ async fn status_check(path: &Path, format: OutputFormat) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `tandem conflicts list|resolve`: 0, or 2.
-async fn conflicts(path: &Path, action: ConflictsAction) -> ExitCode {
-    let cfg = match load(path, "tandem") {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match action {
-        ConflictsAction::List { pair, all, format } => match ops::conflicts::list(&cfg, pair.as_deref(), all).await {
-            Ok(entries) => {
-                match format {
-                    OutputFormat::Json => println!("{}", serde_json::json!({ "conflicts": entries })),
-                    OutputFormat::Text => print!("{}", ops::conflicts::render_text(&entries, all)),
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail("tandem conflicts list", e),
-        },
-        ConflictsAction::Resolve { id, take } => {
-            let take = Side::from(take);
-            match ops::conflicts::resolve(&cfg, &id, take).await {
-                Ok(v) => {
-                    println!("conflict {id} resolved: both sides now hold the {take} value {v}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail("tandem conflicts resolve", e),
-            }
-        }
-    }
-}
-
-/// `tandem quarantine list|retry|drop`: 0, or 2 (also when a retried change
-/// is still rejected, or the entry to drop does not exist).
-async fn quarantine(path: &Path, action: QuarantineAction) -> ExitCode {
-    let cfg = match load(path, "tandem") {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match action {
-        QuarantineAction::List { format } => match ops::quarantine::list(&cfg).await {
-            Ok(entries) => {
-                match format {
-                    OutputFormat::Json => println!("{}", serde_json::json!({ "quarantine": entries })),
-                    OutputFormat::Text => print!("{}", ops::quarantine::render_text(&entries)),
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail("tandem quarantine list", e),
-        },
-        QuarantineAction::Retry { id } => match ops::quarantine::retry(&cfg, &id).await {
-            Ok(None) => {
-                println!("{id}: applied and removed from the quarantine");
-                ExitCode::SUCCESS
-            }
-            Ok(Some(err)) => fail("tandem quarantine retry", format!("{id} is still rejected: {err}")),
-            Err(e) => fail("tandem quarantine retry", e),
-        },
-        QuarantineAction::Drop { id } => match ops::quarantine::drop_entry(&cfg, &id).await {
-            Ok(true) => {
-                println!("{id}: dropped");
-                ExitCode::SUCCESS
-            }
-            Ok(false) => fail("tandem quarantine drop", format!("no quarantined change {id}")),
-            Err(e) => fail("tandem quarantine drop", e),
-        },
-    }
-}
-
 /// `tandem demo`: its story line by line on stdout as it happens; 0 at the
 /// end, 2 when something stopped it.
 async fn demo(duration: Option<Duration>) -> ExitCode {
@@ -463,3 +468,6 @@ async fn demo(duration: Option<Duration>) -> ExitCode {
         Err(e) => fail("tandem demo", e),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,13 +24,16 @@ pub async fn connect_pg_tuned(
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&ep.host).port(ep.port).user(&ep.user).dbname(&ep.database).application_name("tandem");
     cfg.connect_timeout(std::time::Duration::from_secs(10));
-    cfg.ssl_mode(crate::tls::pg::ssl_mode(ep.tls));
+    // A unix socket (a host starting with /) never carries TLS, as in libpq.
+    let socket = ep.host.starts_with('/');
+    cfg.ssl_mode(if socket { tokio_postgres::config::SslMode::Disable } else { crate::tls::pg::ssl_mode(ep.tls) });
     if let Some(pw) = &ep.password {
         cfg.password(pw.expose());
     }
     tune(&mut cfg);
     let ended = tokio_util::sync::CancellationToken::new();
-    let client = match crate::tls::client_config(ep)? {
+    let tls = if socket { None } else { crate::tls::client_config(ep)? };
+    let client = match tls {
         None => {
             let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| pg_connect_error(ep, e))?;
             spawn_pg_connection(conn, ended.clone());

@@ -3,8 +3,10 @@
 //!
 //! Errors name the file, the key path and what is expected. Passwords come from
 //! the URL, `TANDEM_POSTGRES_PASSWORD` / `TANDEM_MYSQL_PASSWORD`, or
-//! `password_file`, and live only inside `Secret`.
+//! `password_file` (the first set wins; `endpoint` says why), and live only
+//! inside `Secret`.
 
+mod endpoint;
 mod raw;
 mod secret;
 mod types;
@@ -12,7 +14,7 @@ mod validate;
 
 pub use secret::Secret;
 pub use types::*;
-pub use validate::{validate, ConfigProblem, Inputs};
+pub use validate::{listen_address, validate, ConfigProblem, Inputs};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -44,8 +46,18 @@ pub fn parse(text: &str, path: &Path, inputs: &Inputs) -> Result<Config, ConfigE
     validate(raw, path, inputs).map_err(err)
 }
 
-/// Reads, parses and validates a config file from disk with the real environment.
+/// Reads, parses and validates a config file from disk with the real
+/// environment, and logs its warnings.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let cfg = read(path)?;
+    for w in &cfg.warnings {
+        tracing::warn!(file = %path.display(), key = %w.key, "{}", w.message);
+    }
+    Ok(cfg)
+}
+
+/// Like `load`, without logging the warnings (the caller shows them).
+pub fn read(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         problems: vec![ConfigProblem { key: String::new(), message: format!("cannot read file: {e}") }],

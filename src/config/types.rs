@@ -334,6 +334,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub timeouts: Timeouts,
     pub pairs: Vec<PairConfig>,
+    /// What loads but is probably not meant (two password sources set);
+    /// `config::load` logs each, `validate --offline` lists them.
+    pub warnings: Vec<super::ConfigProblem>,
 }
 
 impl Config {

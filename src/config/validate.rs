@@ -4,11 +4,12 @@
 //! is expected; the caller adds the file name. It reads nothing itself: the
 //! environment and password files come in through `Inputs`, so it is testable.
 
+use super::endpoint::{endpoint, RawEndpoint};
 use super::raw::*;
-use super::secret::Secret;
 use super::types::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 /// One problem in the config file.
@@ -24,14 +25,20 @@ pub struct Inputs<'a> {
     pub read_file: &'a dyn Fn(&Path) -> std::io::Result<String>,
 }
 
-struct Problems(Vec<ConfigProblem>);
+/// Problems (errors) and warnings found so far.
+pub(super) struct Problems(Vec<ConfigProblem>, Vec<ConfigProblem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigProblem { key: key.into(), message: message.into() });
     }
 
-    fn choice<T: Copy>(&mut self, key: &str, value: Option<&str>, default: T, options: &[(&str, T)]) -> T {
+    /// Something that works but is probably not meant (`Config::warnings`).
+    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.1.push(ConfigProblem { key: key.into(), message: message.into() });
+    }
+
+    pub(super) fn choice<T: Copy>(&mut self, key: &str, value: Option<&str>, default: T, options: &[(&str, T)]) -> T {
         let Some(v) = value else { return default };
         match options.iter().find(|(name, _)| *name == v) {
             Some((_, t)) => *t,
@@ -45,12 +52,6 @@ impl Problems {
 }
 
 const OWNERS: &[(&str, Owner)] = &[("postgres", Owner::Postgres), ("mysql", Owner::Mysql), ("both", Owner::Both)];
-const TLS: &[(&str, TlsMode)] = &[
-    ("disable", TlsMode::Disable),
-    ("prefer", TlsMode::Prefer),
-    ("require", TlsMode::Require),
-    ("verify-full", TlsMode::VerifyFull),
-];
 
 fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.len() <= 48 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -58,7 +59,7 @@ fn is_identifier(s: &str) -> bool {
 
 /// Validates a parsed config file. `path` is used only to resolve relative files.
 pub fn validate(raw: RawConfig, path: &Path, inputs: &Inputs) -> Result<Config, Vec<ConfigProblem>> {
-    let mut p = Problems(Vec::new());
+    let mut p = Problems(Vec::new(), Vec::new());
 
     let (name, state_schema) = match raw.pipeline {
         Some(pl) => (pl.name, pl.state_schema),
@@ -87,7 +88,8 @@ pub fn validate(raw: RawConfig, path: &Path, inputs: &Inputs) -> Result<Config, 
             None
         }
         Some(pg) => {
-            let ep = endpoint(&mut p, "postgres", pg.url, pg.password_file, pg.tls, [pg.ca_file, pg.client_cert, pg.client_key], "TANDEM_POSTGRES_PASSWORD", 5432, base, inputs);
+            let raw = RawEndpoint { url: pg.url, password_file: pg.password_file, tls: pg.tls, ca_file: pg.ca_file, client_cert: pg.client_cert, client_key: pg.client_key };
+            let ep = endpoint(&mut p, "postgres", raw, base, inputs);
             let default_name = format!("tandem_{pipeline}");
             if let Some(slot) = pg.slot.as_deref().filter(|s| !is_identifier(s)) {
                 p.add("postgres.slot", format!("{slot:?} must be a-z, 0-9 and _ (a replication slot name)"));
@@ -103,7 +105,8 @@ pub fn validate(raw: RawConfig, path: &Path, inputs: &Inputs) -> Result<Config, 
             None
         }
         Some(my) => {
-            let ep = endpoint(&mut p, "mysql", my.url, my.password_file, my.tls, [my.ca_file, my.client_cert, my.client_key], "TANDEM_MYSQL_PASSWORD", 3306, base, inputs);
+            let raw = RawEndpoint { url: my.url, password_file: my.password_file, tls: my.tls, ca_file: my.ca_file, client_cert: my.client_cert, client_key: my.client_key };
+            let ep = endpoint(&mut p, "mysql", raw, base, inputs);
             let server_id = match my.server_id {
                 Some(id) if (1..=u32::MAX as i64).contains(&id) => id as u32,
                 Some(id) => {
@@ -149,10 +152,10 @@ pub fn validate(raw: RawConfig, path: &Path, inputs: &Inputs) -> Result<Config, 
 
     let metrics = {
         let m = raw.metrics.unwrap_or(RawMetrics { listen: None, max_healthy_lag_seconds: None });
-        let listen = m.listen.and_then(|l| match l.parse() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                p.add("metrics.listen", format!("{l:?} is not an address like 127.0.0.1:9187"));
+        let listen = m.listen.and_then(|l| match listen_address(&l) {
+            Some(a) => Some(a),
+            None => {
+                p.add("metrics.listen", format!("{l:?} is not an address like 127.0.0.1:9187, localhost:9187 or :9187"));
                 None
             }
         });
@@ -206,99 +209,24 @@ pub fn validate(raw: RawConfig, path: &Path, inputs: &Inputs) -> Result<Config, 
             metrics,
             timeouts,
             pairs,
+            warnings: p.1,
         }),
         _ => Err(p.0),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn endpoint(
-    p: &mut Problems,
-    section: &str,
-    url: Option<String>,
-    password_file: Option<String>,
-    tls: Option<String>,
-    [ca_file, client_cert, client_key]: [Option<String>; 3],
-    env_var: &str,
-    default_port: u16,
-    base: &Path,
-    inputs: &Inputs,
-) -> Option<Endpoint> {
-    let tls = p.choice(&format!("{section}.tls"), tls.as_deref(), TlsMode::Prefer, TLS);
-    let resolve = |f: String| {
-        let f = PathBuf::from(f);
-        if f.is_absolute() { f } else { base.join(f) }
+/// `metrics.listen`: an IP address and port, `localhost:PORT` (127.0.0.1)
+/// or `:PORT` (every IPv4 interface, 0.0.0.0). Host names are not looked up.
+pub fn listen_address(s: &str) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse() {
+        return Some(a);
+    }
+    let (ip, port) = match s.rsplit_once(':')? {
+        ("localhost", port) => (Ipv4Addr::LOCALHOST, port),
+        ("", port) => (Ipv4Addr::UNSPECIFIED, port),
+        _ => return None,
     };
-    if client_cert.is_some() != client_key.is_some() {
-        let missing = if client_cert.is_some() { "client_key" } else { "client_cert" };
-        p.add(format!("{section}.{missing}"), "missing: client_cert and client_key must be set together");
-    }
-    let Some(url) = url else {
-        p.add(format!("{section}.url"), format!("missing: the {section} connection URL is required"));
-        return None;
-    };
-    let scheme = if section == "postgres" { &["postgresql", "postgres"][..] } else { &["mysql", "mariadb"][..] };
-    let parsed = match url::Url::parse(&url) {
-        Ok(u) if scheme.contains(&u.scheme()) => u,
-        Ok(u) => {
-            p.add(format!("{section}.url"), format!("scheme {:?} is not one of {}", u.scheme(), scheme.join(", ")));
-            return None;
-        }
-        Err(e) => {
-            // Never echo the URL: it may hold a password.
-            p.add(format!("{section}.url"), format!("not a valid URL ({e}); expected {}://user@host:port/database", scheme[0]));
-            return None;
-        }
-    };
-    let host = parsed.host_str().unwrap_or("").to_string();
-    if host.is_empty() {
-        p.add(format!("{section}.url"), "has no host");
-    }
-    let database = parsed.path().trim_start_matches('/').to_string();
-    if database.is_empty() {
-        p.add(format!("{section}.url"), "has no database name (…/database)");
-    }
-    let user = decode(parsed.username());
-    if user.is_empty() {
-        p.add(format!("{section}.url"), "has no user name (user@host)");
-    }
-    if parsed.query().is_some() {
-        p.add(format!("{section}.url"), "query parameters are not supported; use the tls/ca_file keys");
-    }
-    let password = if let Some(pw) = parsed.password() {
-        Some(Secret::new(decode(pw)))
-    } else if let Some(pw) = (inputs.env)(env_var) {
-        Some(Secret::new(pw))
-    } else if let Some(f) = password_file {
-        let f = resolve(f);
-        match (inputs.read_file)(&f) {
-            Ok(s) => Some(Secret::new(s.trim_end_matches(['\n', '\r']).to_string())),
-            Err(e) => {
-                p.add(format!("{section}.password_file"), format!("cannot read {}: {e}", f.display()));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    Some(Endpoint {
-        host,
-        port: parsed.port().unwrap_or(default_port),
-        user,
-        password,
-        database,
-        tls,
-        ca_file: ca_file.map(resolve),
-        client_cert: client_cert.map(resolve),
-        client_key: client_key.map(resolve),
-    })
-}
-
-fn decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    Some(SocketAddr::from((ip, port.parse::<u16>().ok()?)))
 }
 
 fn table(p: &mut Problems, key: String, value: Option<String>) -> Option<TableName> {

@@ -127,79 +127,135 @@ pub async fn resolve(cfg: &Config, id: &str, take: Side) -> Result<String> {
     if c.resolved_at.is_some() {
         return Err(Error::Request(format!("conflict {id} is already resolved")));
     }
-    let schemas = crate::run::load_schemas(cfg).await?;
-    let schema = schemas.iter().find(|s| s.name == c.pair).ok_or_else(|| Error::Request(format!("pair {} is not in the config", c.pair)))?;
-    let col = schema.column_index(&c.column).ok_or_else(|| Error::Request(format!("pair {}: no column {}", c.pair, c.column)))?;
-    let key = key_values(schema, &c.key)?;
-    let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
-    // The running applier holds the pipeline's origin (one session per origin on PG ≤ 15):
-    // write under `<origin>_repair`, which the Postgres source also recognises as tandem's own.
-    let origin = format!("{}_repair", cfg.origin_name());
-    if pg.query_opt("SELECT 1 FROM pg_replication_origin WHERE roname = $1", &[&origin]).await?.is_none() {
-        pg.query("SELECT pg_replication_origin_create($1)", &[&origin]).await?;
+    let mut resolver = Resolver::connect(cfg).await?;
+    let written = resolver.resolve(&c, take).await;
+    let _ = resolver.my.disconnect().await;
+    written
+}
+
+/// What happened to one conflict of a bulk resolve: the value written, or why not.
+pub type ResolveOutcome = (String, Result<String>);
+
+/// Resolves every open conflict of `pair` by taking `take`'s current value,
+/// oldest first. A conflict's twin (the same pair, key and column recorded
+/// by the other database) is closed with it and not resolved twice.
+pub async fn resolve_pair(cfg: &Config, pair: &str, take: Side) -> Result<Vec<ResolveOutcome>> {
+    if cfg.pair_index(pair).is_none() {
+        return Err(Error::Request(format!("no pair named {pair:?} in {}", cfg.path.display())));
     }
-    pg.query("SELECT pg_replication_origin_session_setup($1)", &[&origin]).await?;
-    let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
-    let value = match take {
-        Side::Postgres => read_pg(&pg, schema, &key, col).await?,
-        Side::Mysql => {
-            let mut sql = String::from("SELECT ");
-            push_ident(&mut sql, &schema.columns[col].my_name);
-            sql.push_str(&format!(" FROM {} WHERE {}", my_table(schema), my_where(schema, &key)));
-            let row: Option<mysql_async::Row> = my.query_first(sql).await?;
-            match row {
-                None => None,
-                Some(r) => {
-                    let raw = mysql_async::Row::unwrap(r).into_iter().next();
-                    let bytes = match &raw {
-                        Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
-                        _ => None,
-                    };
-                    Some(mysql_text_value(bytes, schema.columns[col].my_kind).map_err(Error::Decode)?)
+    let open = list(cfg, Some(pair), false).await?;
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut resolver = Resolver::connect(cfg).await?;
+    let mut done: Vec<(String, String)> = Vec::new();
+    let mut out = Vec::new();
+    for c in &open {
+        let twin = (c.key.to_string(), c.column.clone());
+        if done.contains(&twin) {
+            continue;
+        }
+        let r = resolver.resolve(c, take).await;
+        if r.is_ok() {
+            done.push(twin);
+        }
+        out.push((c.id.clone(), r));
+    }
+    let _ = resolver.my.disconnect().await;
+    Ok(out)
+}
+
+/// The sessions a resolve writes through: Postgres under the pipeline's
+/// repair origin, MySQL with the origin marker.
+struct Resolver<'a> {
+    cfg: &'a Config,
+    schemas: std::sync::Arc<Vec<PairSchema>>,
+    pg: tokio_postgres::Client,
+    my: mysql_async::Conn,
+}
+
+impl<'a> Resolver<'a> {
+    async fn connect(cfg: &'a Config) -> Result<Resolver<'a>> {
+        let schemas = crate::run::load_schemas(cfg).await?;
+        let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
+        // The running applier holds the pipeline's origin (one session per origin on PG ≤ 15):
+        // write under `<origin>_repair`, which the Postgres source also recognises as tandem's own.
+        let origin = format!("{}_repair", cfg.origin_name());
+        if pg.query_opt("SELECT 1 FROM pg_replication_origin WHERE roname = $1", &[&origin]).await?.is_none() {
+            pg.query("SELECT pg_replication_origin_create($1)", &[&origin]).await?;
+        }
+        pg.query("SELECT pg_replication_origin_session_setup($1)", &[&origin]).await?;
+        let my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
+        Ok(Resolver { cfg, schemas, pg, my })
+    }
+
+    async fn resolve(&mut self, c: &ConflictEntry, take: Side) -> Result<String> {
+        let (cfg, pg, my, id) = (self.cfg, &self.pg, &mut self.my, &c.id);
+        let (place, num) = id.split_once(':').ok_or_else(|| Error::Request(format!("conflict id {id:?} must look like pg:12 or my:7")))?;
+        let num: i64 = num.parse().map_err(|_| Error::Request(format!("conflict id {id:?}: bad number")))?;
+        let schema = self.schemas.iter().find(|s| s.name == c.pair).ok_or_else(|| Error::Request(format!("pair {} is not in the config", c.pair)))?;
+        let col = schema.column_index(&c.column).ok_or_else(|| Error::Request(format!("pair {}: no column {}", c.pair, c.column)))?;
+        let key = key_values(schema, &c.key)?;
+        let value = match take {
+            Side::Postgres => read_pg(pg, schema, &key, col).await?,
+            Side::Mysql => {
+                let mut sql = String::from("SELECT ");
+                push_ident(&mut sql, &schema.columns[col].my_name);
+                sql.push_str(&format!(" FROM {} WHERE {}", my_table(schema), my_where(schema, &key)));
+                let row: Option<mysql_async::Row> = my.query_first(sql).await?;
+                match row {
+                    None => None,
+                    Some(r) => {
+                        let raw = mysql_async::Row::unwrap(r).into_iter().next();
+                        let bytes = match &raw {
+                            Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+                            _ => None,
+                        };
+                        Some(mysql_text_value(bytes, schema.columns[col].my_kind).map_err(Error::Decode)?)
+                    }
                 }
             }
+        };
+        let value = value.ok_or_else(|| Error::Request(format!("conflict {id}: the row is gone on the {take} side; nothing to take (drop it with a delete or resolve the other way)")))?;
+        // Write the chosen value to the other side, origin-tagged, and close the conflict where it lives.
+        match take {
+            Side::Postgres => {
+                let mut sql = String::from("START TRANSACTION;\n");
+                MyPipelineState::new(cfg).push_origin_marker(&mut sql);
+                sql.push_str("UPDATE ");
+                sql.push_str(&my_table(schema));
+                sql.push_str(" SET ");
+                push_ident(&mut sql, &schema.columns[col].my_name);
+                sql.push('=');
+                column_literal(&mut sql, &value, schema.columns[col].my_kind, &schema.columns[col].my_type).map_err(|e| Error::Value { pair: c.pair.clone(), column: c.column.clone(), message: e.to_string() })?;
+                sql.push_str(&format!(" WHERE {};\nCOMMIT", my_where(schema, &key)));
+                my.query_drop(sql).await?;
+            }
+            Side::Mysql => {
+                let t = text(&value, schema.columns[col].pg_kind).map_err(|e| Error::Value { pair: c.pair.clone(), column: c.column.clone(), message: e.to_string() })?;
+                let conds: Vec<String> = key.iter().enumerate().map(|(n, (i, _))| format!("{} = ${}::text::{}", pg_ident(&schema.columns[*i].pg_name), n + 2, cast_type(&schema.columns[*i].pg_type))).collect();
+                let sql = format!(
+                    "UPDATE {}.{} SET {} = $1::text::{} WHERE {}",
+                    pg_ident(&schema.pg_table.schema),
+                    pg_ident(&schema.pg_table.name),
+                    pg_ident(&schema.columns[col].pg_name),
+                    cast_type(&schema.columns[col].pg_type),
+                    conds.join(" AND ")
+                );
+                let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&t];
+                params.extend(key.iter().map(|(_, v)| v as &(dyn tokio_postgres::types::ToSql + Sync)));
+                pg.execute(&sql, &params).await?;
+            }
         }
-    };
-    let value = value.ok_or_else(|| Error::Request(format!("conflict {id}: the row is gone on the {take} side; nothing to take (drop it with a delete or resolve the other way)")))?;
-    // Write the chosen value to the other side, origin-tagged, and close the conflict where it lives.
-    match take {
-        Side::Postgres => {
-            let mut sql = String::from("START TRANSACTION;\n");
-            MyPipelineState::new(cfg).push_origin_marker(&mut sql);
-            sql.push_str("UPDATE ");
-            sql.push_str(&my_table(schema));
-            sql.push_str(" SET ");
-            push_ident(&mut sql, &schema.columns[col].my_name);
-            sql.push('=');
-            column_literal(&mut sql, &value, schema.columns[col].my_kind, &schema.columns[col].my_type).map_err(|e| Error::Value { pair: c.pair.clone(), column: c.column.clone(), message: e.to_string() })?;
-            sql.push_str(&format!(" WHERE {};\nCOMMIT", my_where(schema, &key)));
-            my.query_drop(sql).await?;
-        }
-        Side::Mysql => {
-            let t = text(&value, schema.columns[col].pg_kind).map_err(|e| Error::Value { pair: c.pair.clone(), column: c.column.clone(), message: e.to_string() })?;
-            let conds: Vec<String> = key.iter().enumerate().map(|(n, (i, _))| format!("{} = ${}::text::{}", pg_ident(&schema.columns[*i].pg_name), n + 2, cast_type(&schema.columns[*i].pg_type))).collect();
-            let sql = format!(
-                "UPDATE {}.{} SET {} = $1::text::{} WHERE {}",
-                pg_ident(&schema.pg_table.schema),
-                pg_ident(&schema.pg_table.name),
-                pg_ident(&schema.columns[col].pg_name),
-                cast_type(&schema.columns[col].pg_type),
-                conds.join(" AND ")
-            );
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&t];
-            params.extend(key.iter().map(|(_, v)| v as &(dyn tokio_postgres::types::ToSql + Sync)));
-            pg.execute(&sql, &params).await?;
-        }
+        // Close this conflict and its twin: a manual conflict is recorded by both
+        // appliers (each side saw the other's change), one row in each database.
+        let key_text = c.key.to_string();
+        let target = ConflictTarget { place, id: num, pair: &c.pair, key_json: &key_text, column: &c.column };
+        PgPipelineState::new(cfg).close_conflicts(pg, &target, take.as_str()).await?;
+        MyPipelineState::new(cfg).close_conflicts(my, &target, take.as_str()).await?;
+        tracing::info!(conflict = %id, pair = %c.pair, column = %c.column, take = %take, "conflict resolved");
+        Ok(value.to_string())
     }
-    // Close this conflict and its twin: a manual conflict is recorded by both
-    // appliers (each side saw the other's change), one row in each database.
-    let key_text = c.key.to_string();
-    let target = ConflictTarget { place, id: num, pair: &c.pair, key_json: &key_text, column: &c.column };
-    PgPipelineState::new(cfg).close_conflicts(&pg, &target, take.as_str()).await?;
-    MyPipelineState::new(cfg).close_conflicts(&mut my, &target, take.as_str()).await?;
-    let _ = my.disconnect().await;
-    tracing::info!(conflict = %id, pair = %c.pair, column = %c.column, take = %take, "conflict resolved");
-    Ok(value.to_string())
 }
 
 /// The text listing: one line per conflict (`list`'s order), or one line

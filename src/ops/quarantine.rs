@@ -7,6 +7,11 @@
 //! same transaction; `drop` discards it. An entry holding a source value with
 //! no canonical form (a MySQL zero date, a Postgres infinity) is refused by
 //! `retry` before any destination is touched, and stays.
+//!
+//! `retry_pair` / `drop_pair` do the same for every entry of one pair, in
+//! the order `list` gives (each database's entries oldest first), so the
+//! changes of one key are replayed in the order they were rejected; one
+//! entry still rejected does not stop the others.
 
 use crate::apply::quarantine::change_from_json;
 use crate::config::Config;
@@ -71,20 +76,99 @@ pub async fn retry(cfg: &Config, id: &str) -> Result<Option<String>> {
     let (place, n) = parse_id(id)?;
     let entry = list(cfg).await?.into_iter().find(|e| e.id == format!("{place}:{n}")).ok_or_else(|| Error::Request(format!("no quarantined change {id}")))?;
     let schemas = crate::run::load_schemas(cfg).await?;
-    let change = change_from_json(&entry.change_json, &schemas).ok_or_else(|| Error::Request(format!("{id}: stored change cannot be read (pair {} still configured?)", entry.pair)))?;
-    // A source value with no canonical form (a MySQL zero date under
-    // zero_dates = "quarantine", a Postgres infinity) can never be applied as
-    // stored: say so without touching the destination.
-    if let Some(e) = crate::apply::screen::first_held(crate::apply::screen::screen(std::slice::from_ref(&change), &cfg.pairs, &schemas)) {
-        return Ok(Some(format!("{e}; this value cannot be replicated as it is: fix the row at the source, or drop this entry")));
+    Retrier { cfg, schemas, pg: None, my: None }.retry(&entry).await
+}
+
+/// The appliers a retry writes through, opened on first use and kept for
+/// the next entry.
+struct Retrier<'a> {
+    cfg: &'a Config,
+    schemas: Arc<Vec<crate::schema::PairSchema>>,
+    pg: Option<crate::apply::postgres::PostgresApplier>,
+    my: Option<crate::apply::mysql::MysqlApplier>,
+}
+
+impl Retrier<'_> {
+    async fn retry(&mut self, entry: &QuarantineEntry) -> Result<Option<String>> {
+        let (id, cfg) = (&entry.id, self.cfg);
+        let (place, n) = parse_id(id)?;
+        let change = change_from_json(&entry.change_json, &self.schemas)
+            .ok_or_else(|| Error::Request(format!("{id}: stored change cannot be read (pair {} still configured?)", entry.pair)))?;
+        // A source value with no canonical form (a MySQL zero date under
+        // zero_dates = "quarantine", a Postgres infinity) can never be applied as
+        // stored: say so without touching the destination.
+        if let Some(e) = crate::apply::screen::first_held(crate::apply::screen::screen(std::slice::from_ref(&change), &cfg.pairs, &self.schemas)) {
+            return Ok(Some(format!("{e}; this value cannot be replicated as it is: fix the row at the source, or drop this entry")));
+        }
+        if place == "pg" {
+            let mut applier = match self.pg.take() {
+                Some(a) => a,
+                None => crate::apply::postgres::PostgresApplier::connect(cfg, Arc::clone(&self.schemas)).await?,
+            };
+            let r = applier.retry_quarantined(&change, n).await;
+            self.pg = Some(applier);
+            r
+        } else {
+            let mut applier = match self.my.take() {
+                Some(a) => a,
+                None => crate::apply::mysql::MysqlApplier::connect(cfg, Arc::clone(&self.schemas)).await?,
+            };
+            let r = applier.retry_quarantined(&change, n).await;
+            self.my = Some(applier);
+            r
+        }
     }
-    if place == "pg" {
-        let mut applier = crate::apply::postgres::PostgresApplier::connect(cfg, Arc::clone(&schemas)).await?;
-        applier.retry_quarantined(&change, n).await
-    } else {
-        let mut applier = crate::apply::mysql::MysqlApplier::connect(cfg, Arc::clone(&schemas)).await?;
-        applier.retry_quarantined(&change, n).await
+}
+
+/// What happened to one entry of a bulk retry: `None` applied and removed,
+/// `Some(error)` still rejected (it stays).
+pub type RetryOutcome = (String, Option<String>);
+
+fn known_pair(cfg: &Config, pair: &str) -> Result<()> {
+    match cfg.pair_index(pair) {
+        Some(_) => Ok(()),
+        None => Err(Error::Request(format!("no pair named {pair:?} in {}", cfg.path.display()))),
     }
+}
+
+/// Retries every quarantined change of `pair`; one outcome per entry.
+pub async fn retry_pair(cfg: &Config, pair: &str) -> Result<Vec<RetryOutcome>> {
+    known_pair(cfg, pair)?;
+    let entries: Vec<QuarantineEntry> = list(cfg).await?.into_iter().filter(|e| e.pair == pair).collect();
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut retrier = Retrier { cfg, schemas: crate::run::load_schemas(cfg).await?, pg: None, my: None };
+    let mut out = Vec::with_capacity(entries.len());
+    for e in &entries {
+        out.push((e.id.clone(), retrier.retry(e).await?));
+    }
+    Ok(out)
+}
+
+/// Discards every quarantined change of `pair`; the ids dropped.
+pub async fn drop_pair(cfg: &Config, pair: &str) -> Result<Vec<String>> {
+    known_pair(cfg, pair)?;
+    let entries: Vec<QuarantineEntry> = list(cfg).await?.into_iter().filter(|e| e.pair == pair).collect();
+    let mut dropped = Vec::new();
+    if entries.iter().any(|e| e.id.starts_with("pg:")) {
+        let pg = crate::db::connect_pg(&cfg.postgres.endpoint).await?;
+        for e in entries.iter().filter(|e| e.id.starts_with("pg:")) {
+            if PgPipelineState::new(cfg).drop_quarantined(&pg, parse_id(&e.id)?.1).await? {
+                dropped.push(e.id.clone());
+            }
+        }
+    }
+    if entries.iter().any(|e| e.id.starts_with("my:")) {
+        let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;
+        for e in entries.iter().filter(|e| e.id.starts_with("my:")) {
+            if MyPipelineState::new(cfg).drop_quarantined(&mut my, parse_id(&e.id)?.1).await? {
+                dropped.push(e.id.clone());
+            }
+        }
+        let _ = my.disconnect().await;
+    }
+    Ok(dropped)
 }
 
 pub async fn drop_entry(cfg: &Config, id: &str) -> Result<bool> {

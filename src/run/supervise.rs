@@ -76,7 +76,8 @@ where
                 }
             }
             Err(e) => {
-                tracing::error!(%direction, error = %e, "direction failed; stopping");
+                // The error itself is printed once, as `tandem run` exits.
+                tracing::error!(%direction, "direction failed; stopping the pipeline");
                 return Err(e);
             }
         }

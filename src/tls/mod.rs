@@ -13,9 +13,11 @@
 //!   given, then the chain must lead to it (libpq's verify-ca). Exception:
 //!   mysql_async 0.37.1 cannot skip the host-name check, so for MySQL
 //!   `require` + `ca_file` checks the name as well (see `db.rs`).
-//! - `verify-full`: the chain must lead to `ca_file` (or, without it, the
-//!   Mozilla root set from webpki-roots) and the certificate must name the
-//!   host of the URL.
+//! - `verify-full`: the chain must lead to `ca_file` (or, without it, to the
+//!   operating system's certificate store — like libpq's
+//!   `sslrootcert=system`; `SSL_CERT_FILE`/`SSL_CERT_DIR` override where it
+//!   is — or the Mozilla root set from webpki-roots) and the certificate
+//!   must name the host of the URL.
 //!
 //! Invariants: a verification failure is an `Error::Tls` naming the endpoint
 //! and the trust roots (definite: retrying cannot fix a certificate); only
@@ -65,8 +67,20 @@ fn provider() -> Arc<CryptoProvider> {
 pub fn roots_description(ep: &Endpoint) -> String {
     match &ep.ca_file {
         Some(f) => format!("ca_file {}", f.display()),
-        None => "the built-in Mozilla roots (no ca_file set)".to_string(),
+        None => "the operating system's certificate store and the built-in Mozilla roots (no ca_file set)".to_string(),
     }
+}
+
+/// The operating system's trusted roots (rustls-native-certs: the
+/// distribution's bundle, or `SSL_CERT_FILE` / `SSL_CERT_DIR`), without the
+/// ones rustls cannot use. Read on every call: connections are few, and an
+/// updated store is seen without a restart.
+pub fn system_roots() -> Vec<CertificateDer<'static>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "a certificate of the system store could not be read");
+    }
+    found.certs.into_iter().filter(|c| RootCertStore::empty().add(c.clone()).is_ok()).collect()
 }
 
 fn tls_err(ep: &Endpoint, what: impl std::fmt::Display) -> Error {
@@ -91,7 +105,10 @@ fn root_store(ep: &Endpoint) -> Result<RootCertStore> {
                 roots.add(cert).map_err(|e| tls_err(ep, format!("ca_file {}: {e}", path.display())))?;
             }
         }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        None => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            roots.add_parsable_certificates(system_roots());
+        }
     }
     Ok(roots)
 }
@@ -301,6 +318,10 @@ pub fn mysql_ssl_opts(ep: &Endpoint) -> Result<Option<mysql_async::SslOpts>> {
         // Fail early with a message naming the file (mysql_async's is vaguer).
         read_pem_certs(ep, "ca_file", ca)?;
         opts = opts.with_root_certs(vec![ca.clone().into()]).with_disable_built_in_roots(true);
+    } else if check == Verification::Full {
+        // Its built-in Mozilla roots stay on; the system store is added (as DER).
+        let system = system_roots().into_iter().map(|c| c.as_ref().to_vec().into()).collect();
+        opts = opts.with_root_certs(system);
     }
     match (&ep.client_cert, &ep.client_key) {
         (None, None) => {}

@@ -607,7 +607,7 @@ async fn last_writer_wins_converges_when_a_later_write_of_another_column_moves_t
 /// `manual` pair, rows 1 and 2 with `v` changed on both sides while the
 /// pipeline was stopped; returns with the pipeline running again and the
 /// four open conflicts checked.
-async fn manual_conflicts(test: &str) -> (TestDb, PathBuf, InProcess) {
+pub(super) async fn manual_conflicts(test: &str) -> (TestDb, PathBuf, InProcess) {
     let (db, cfg, run) = seeded(test, "on_conflict = \"manual\"", "", 2).await;
     let run = concurrently(
         &db,

@@ -323,3 +323,31 @@ async fn prefer_falls_back_to_plain_text_and_require_fails_without_server_tls() 
     let err = tandem::db::connect_mysql(&ep(s.my.port(), "root", TlsMode::Require)).await.unwrap_err().to_string();
     assert!(err.contains("does not offer TLS"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_without_ca_file_trusts_the_operating_system_certificate_store() {
+    let db = fresh("system_roots").await;
+    let s = tls_servers();
+    let with_ca = std::fs::read_to_string(write_config(&db, &s.certs.ca_cert)).unwrap();
+    let text: String = with_ca.lines().filter(|l| !l.starts_with("ca_file")).map(|l| format!("{l}\n")).collect();
+    assert!(!text.contains("ca_file") && text.matches("verify-full").count() == 2, "{text}");
+    let cfg = tandem::testbed::scratch_dir().unwrap().join(format!("{db}-system.toml"));
+    std::fs::write(&cfg, text).unwrap();
+    let validate = |store: Option<&Path>| {
+        let mut cmd = std::process::Command::new(tandem_bin());
+        cmd.args(["validate", "-c"]).arg(&cfg).env_remove("SSL_CERT_DIR").env_remove("SSL_CERT_FILE");
+        if let Some(file) = store {
+            // rustls-native-certs reads the system store from here when it is set.
+            cmd.env("SSL_CERT_FILE", file);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    // The test CA is in no system store: both connections fail verification.
+    let (code, out) = validate(None);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("certificate verify failed") && out.contains("operating system's certificate store"), "{out}");
+    // With the test CA as the system store, both verify (host name included).
+    let (code, out) = validate(Some(&s.certs.ca_cert));
+    assert!(code != Some(2) && !out.contains("cannot connect"), "validate connects with verify-full and no ca_file: {code:?}\n{out}");
+}

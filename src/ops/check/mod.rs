@@ -15,8 +15,9 @@
 //! tandem's origin tags. `bytes_read` counts every value received.
 //! `CheckReport::clean` is what the CLI turns into its exit code: 0 in sync
 //! (with `--repair`: everything repaired), 1 drift found; an `Err` (the check
-//! could not run) is 2.
+//! could not run) is 2. `max_rows_per_sec` paces the chunk reads (`pace`).
 
+mod pace;
 mod repair;
 mod report;
 mod scan;
@@ -40,6 +41,8 @@ pub struct CheckOptions {
     pub repair: bool,
     /// Keys per top-level chunk.
     pub chunk_rows: u64,
+    /// Average rows compared per second at most (a chunk counts its larger side); `None`: no limit.
+    pub max_rows_per_sec: Option<u64>,
     /// How long to wait for the running pipeline to catch up before
     /// reporting what still differs.
     pub catch_up_timeout: Duration,
@@ -47,7 +50,7 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { pair: None, repair: false, chunk_rows: 10_000, catch_up_timeout: Duration::from_secs(30) }
+        CheckOptions { pair: None, repair: false, chunk_rows: 10_000, max_rows_per_sec: None, catch_up_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -185,13 +188,14 @@ pub async fn check(cfg: &Config, opts: &CheckOptions) -> Result<CheckReport> {
     let mut my = MySide::connect(cfg).await?;
     let probe = LagProbe::new(cfg);
     let mut works = Vec::new();
+    let mut pace = pace::Pace::new(opts.max_rows_per_sec);
     for schema in schemas.iter().filter(|s| opts.pair.as_ref().map_or(true, |p| *p == s.name)) {
         let ctx = PairCtx {
             schema: schema.clone(),
             pg: SideSql::new(Dialect::Postgres, schema).map_err(|m| schema_error(&schema.name, m))?,
             my: SideSql::new(my.dialect(), schema).map_err(|m| schema_error(&schema.name, m))?,
         };
-        let found = scan::scan(&mut pg, &mut my, &ctx, opts.chunk_rows.max(1)).await?;
+        let found = scan::scan(&mut pg, &mut my, &ctx, opts.chunk_rows.max(1), &mut pace).await?;
         let rows = observe(&mut pg, &mut my, &ctx, found.candidates).await?;
         let pending = rows.into_iter().filter(|(_, o)| classify(&ctx.schema, o).is_some()).collect();
         works.push(PairWork { ctx, chunks: found.chunks, chunks_mismatched: found.chunks_mismatched, pending, confirmed: BTreeMap::new() });

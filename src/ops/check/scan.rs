@@ -131,7 +131,7 @@ fn cut(r: &KeyRange, cuts: &[KeyText]) -> Vec<KeyRange> {
 }
 
 /// The first pass over one pair.
-pub async fn scan<P: TextQuery, M: TextQuery>(pg: &mut P, my: &mut M, ctx: &PairCtx, chunk_rows: u64) -> Result<Scan> {
+pub async fn scan<P: TextQuery, M: TextQuery>(pg: &mut P, my: &mut M, ctx: &PairCtx, chunk_rows: u64, pace: &mut super::pace::Pace) -> Result<Scan> {
     let key = &ctx.schema.key;
     let top = splits(pg, &ctx.pg, key, &KeyRange::default(), chunk_rows).await?;
     let mut found = Scan::default();
@@ -139,6 +139,7 @@ pub async fn scan<P: TextQuery, M: TextQuery>(pg: &mut P, my: &mut M, ctx: &Pair
         let (a, b) = tokio::join!(summaries(pg, &ctx.pg, &range, &[]), summaries(my, &ctx.my, &range, &[]));
         let (a, b) = (a?.remove(0), b?.remove(0));
         found.chunks += 1;
+        pace.after(a.count.max(b.count)).await;
         if a == b {
             continue;
         }

@@ -12,10 +12,12 @@
 //! generated columns, table privileges, and every column's type pair), with
 //! `types::supported` (DESIGN.md §10) and `grants` (SHOW GRANTS parsing).
 //! A check whose query fails is itself reported as a problem, so one denied
-//! catalog read never hides the other findings.
+//! catalog read never hides the other findings. `offline` (`--offline`)
+//! checks the config and its files without connecting.
 
 pub mod grants;
 mod mysql;
+pub mod offline;
 mod pairs;
 mod postgres;
 pub mod types;
