@@ -158,6 +158,7 @@ fn pair_of(table: &TableColumns) -> PairSchema {
             pg_generated: false,
             pg_identity_always: false,
             my_generated: false,
+            my_on_update: false,
         })
         .collect::<Vec<_>>();
     let key = if columns.is_empty() { vec![] } else { vec![0] };

@@ -67,6 +67,11 @@ pub trait Destination {
     /// Sends what is buffered.
     async fn flush(&mut self) -> Result<()>;
 
+    /// Pairs whose table here has triggers that fire on this session's
+    /// writes: the driver reads their rows back after writing them.
+    async fn firing_triggers(&mut self, _schemas: &[PairSchema]) -> Result<Vec<usize>> {
+        Ok(Vec::new())
+    }
     /// Reads, and locks, the current rows of `keys`; absent keys become `None`.
     async fn read_current(&mut self, schema: &PairSchema, keys: &[Row], current: &mut Current) -> Result<()>;
     /// Renders plain inserts of rows the destination should not have;

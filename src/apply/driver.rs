@@ -4,8 +4,9 @@
 //! updates, the locking read and the field-level merge, finding the changes
 //! the destination rejects by savepoint bisection, the quarantine (or a
 //! stop), parking and replaying the changes of paused pairs, and the commit
-//! that writes the state rows and the checkpoint with the rows. Each
-//! database supplies only its dialect (`Destination`).
+//! that writes the state rows and the checkpoint with the rows, and reading
+//! back rows of tables whose triggers fire on tandem's writes (`readback`).
+//! Each database supplies only its dialect (`Destination`).
 //!
 //! Invariants: nothing partial is ever committed — every chunk runs under a
 //! savepoint, and any error the caller does not set aside is returned with
@@ -54,6 +55,11 @@ pub struct Applier<D> {
     outcome: bool,
     /// Chunks left to merge against read rows before trying guarded updates.
     guard_backoff: u32,
+    /// Pairs whose destination table has triggers that fire on our writes
+    /// (`None`: not read since the schemas were set).
+    firing: Option<Vec<usize>>,
+    /// What those triggers changed in the open transaction (`readback`).
+    outcomes: Vec<Change>,
 }
 
 impl<D: Destination> Applier<D> {
@@ -69,6 +75,8 @@ impl<D: Destination> Applier<D> {
             rejected: Vec::new(),
             outcome: false,
             guard_backoff: 0,
+            firing: None,
+            outcomes: Vec::new(),
         }
     }
 
@@ -76,6 +84,7 @@ impl<D: Destination> Applier<D> {
     pub fn set_schemas(&mut self, schemas: Arc<Vec<PairSchema>>) {
         self.db.schemas_changed();
         self.schemas = schemas;
+        self.firing = None;
     }
 
     fn schema(&self, pair: usize) -> Option<&PairSchema> {
@@ -119,20 +128,24 @@ impl<D: Destination> Applier<D> {
     async fn write_screened(&mut self, changes: &[Change]) -> Result<()> {
         self.db.savepoint(CHUNK).await?;
         let conflicts_before = self.conflicts.len();
+        let outcomes_before = self.outcomes.len();
         let Err(e) = self.write_chunk(changes).await else { return Ok(()) };
         if !e.is_rejection() {
             return Err(e);
         }
         self.conflicts.truncate(conflicts_before);
+        self.outcomes.truncate(outcomes_before);
         self.db.rollback_to(CHUNK).await?;
         for c in changes {
             let before = self.conflicts.len();
+            let outcomes_before = self.outcomes.len();
             self.db.savepoint(ROW).await?;
             if let Err(e) = self.write_chunk(std::slice::from_ref(c)).await {
                 if !e.is_rejection() {
                     return Err(e);
                 }
                 self.conflicts.truncate(before);
+                self.outcomes.truncate(outcomes_before);
                 self.db.rollback_to(ROW).await?;
                 self.reject(c, e)?;
             }
@@ -145,6 +158,11 @@ impl<D: Destination> Applier<D> {
     /// and otherwise merged against the current rows it reads and locks.
     async fn write_chunk(&mut self, changes: &[Change]) -> Result<()> {
         let schemas = Arc::clone(&self.schemas);
+        let firing = self.firing.as_deref().unwrap_or(&[]);
+        if changes.iter().any(|c| firing.contains(&c.pair)) {
+            // Triggers change what is written: merge against read rows, then read them back.
+            return self.write_merged(changes, true).await;
+        }
         if let Some(fresh) = fresh_inserts(changes, &schemas, &self.pairs).and_then(|runs| self.db.fresh(&schemas, &runs)) {
             self.db.savepoint(FRESH).await?;
             match self.db.insert_fresh(fresh).await {
@@ -159,6 +177,14 @@ impl<D: Destination> Applier<D> {
         if self.write_guarded(changes).await? {
             return Ok(());
         }
+        self.write_merged(changes, false).await
+    }
+
+    /// Merges a chunk against the current rows it reads and locks, and
+    /// writes the result; with `read_back`, reads the rows of pairs with
+    /// firing triggers again and keeps what the triggers changed (`readback`).
+    async fn write_merged(&mut self, changes: &[Change], read_back: bool) -> Result<()> {
+        let schemas = Arc::clone(&self.schemas);
         let mut current = Current::new();
         for (pair, keys) in keys_needed(changes, &schemas) {
             if let Some(schema) = schemas.iter().find(|s| s.pair == pair) {
@@ -170,7 +196,29 @@ impl<D: Destination> Applier<D> {
         report(&outcome, &schemas, source);
         self.conflicts.extend(outcome.conflicts);
         self.db.write_runs(&schemas, runs).await?;
-        self.db.flush().await
+        self.db.flush().await?;
+        if !read_back {
+            return Ok(());
+        }
+        let firing = self.firing.clone().unwrap_or_default();
+        for (pair, keys) in keys_needed(changes, &schemas) {
+            let Some(schema) = schemas.iter().find(|s| s.pair == pair).filter(|_| firing.contains(&pair)) else { continue };
+            let mut now = Current::new();
+            self.db.read_current(schema, &keys, &mut now).await?;
+            let changed = super::readback::trigger_outcomes(schema, &keys, &current, &now, D::SIDE);
+            if changed.is_empty() {
+                continue;
+            }
+            if self.outcome {
+                // Applying the other side's outcome: sending this one back would ping-pong.
+                tracing::warn!(pair = %schema.name, rows = changed.len(), side = %D::SIDE,
+                    "triggers changed rows of an outcome being applied; not sent back (triggers fire on both sides: see tandem validate)");
+                continue;
+            }
+            tracing::debug!(pair = %schema.name, rows = changed.len(), side = %D::SIDE, "triggers changed replicated rows: sent back as this side's outcome");
+            self.outcomes.extend(changed);
+        }
+        Ok(())
     }
 
     /// Writes a chunk of plain updates without reading the rows first, each
@@ -224,7 +272,18 @@ impl<D: Destination> BatchApplier for Applier<D> {
     }
 
     async fn begin(&mut self) -> Result<()> {
+        if self.firing.is_none() {
+            let firing = self.db.firing_triggers(&self.schemas).await?;
+            if !firing.is_empty() {
+                tracing::info!(side = %D::SIDE, pairs = ?firing, "triggers fire on replicated rows of these pairs: their changes are read back and sent to the other side");
+            }
+            self.firing = Some(firing);
+        }
         self.db.begin().await
+    }
+
+    fn destination_outcomes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.outcomes)
     }
 
     async fn write(&mut self, origin: Origin, changes: &[Change]) -> Result<()> {
@@ -248,6 +307,7 @@ impl<D: Destination> BatchApplier for Applier<D> {
     async fn rollback(&mut self) -> Result<()> {
         self.conflicts.clear();
         self.rejected.clear();
+        self.outcomes.clear();
         self.db.rollback().await
     }
 

@@ -13,6 +13,7 @@
 
 pub mod destination;
 pub mod driver;
+pub mod fit;
 pub mod merge;
 pub mod mysql;
 pub mod mysql_sql;
@@ -21,6 +22,7 @@ pub mod plan;
 pub mod postgres;
 pub mod postgres_sql;
 pub mod quarantine;
+pub mod readback;
 pub mod screen;
 
 use crate::model::{Change, Origin, SourcePos, TxnMeta};
@@ -67,6 +69,12 @@ pub trait BatchApplier {
     /// Key column indices of `pair` (backfill windows track keys that move).
     fn pair_key(&self, _pair: usize) -> Option<Vec<usize>> {
         None
+    }
+    /// The changes the destination's own triggers made to the rows written
+    /// in the open transaction (`readback`), taken: the destination's
+    /// outcome, for the other direction to apply once this commits.
+    fn destination_outcomes(&mut self) -> Vec<Change> {
+        Vec::new()
     }
     /// Merges a staged backfill chunk (or abandons it) and records the
     /// pair's backfill progress, in the open transaction

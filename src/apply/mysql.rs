@@ -52,7 +52,12 @@ impl MysqlApplier {
         } else {
             format!("max_execution_time = {}", t.statement.as_millis().max(1))
         };
-        conn.query_drop(format!("SET SESSION innodb_lock_wait_timeout = {lock}, lock_wait_timeout = {lock}, {statement}")).await?;
+        // foreign_key_checks = 0: rows of a batch may come in any order (as for
+        // a native replica); triggers still fire (MySQL cannot turn them off).
+        conn.query_drop(format!(
+            "SET SESSION innodb_lock_wait_timeout = {lock}, lock_wait_timeout = {lock}, {statement}, foreign_key_checks = 0"
+        ))
+        .await?;
         tracing::info!(echo = %echo, ?row_list, "mysql applier connected: own transactions tagged by echo, multi-row updates list rows by row_list");
         let db = MysqlDest {
             conn,
@@ -233,6 +238,16 @@ fn row_from_text(schema: &PairSchema, raw: Vec<mysql_async::Value>) -> Result<Ro
 }
 
 impl Destination for MysqlDest {
+    async fn firing_triggers(&mut self, schemas: &[PairSchema]) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for s in schemas {
+            if !crate::schema::triggers::my_triggers(&mut self.conn, &s.my_table).await?.is_empty() {
+                out.push(s.pair);
+            }
+        }
+        Ok(out)
+    }
+
     const SIDE: Side = Side::Mysql;
     const GUARDED_UPDATES: bool = true;
     /// Multi-row INSERT statements.

@@ -174,6 +174,7 @@ mod tests {
                     owner: Owner::Both,
                     pg_generated: false,
                     my_generated: false,
+                    my_on_update: false,
                     pg_identity_always: false,
                 })
                 .collect(),

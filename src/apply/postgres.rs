@@ -10,7 +10,9 @@
 //! `pg_replication_origin_xact_setup` with the source commit time, so commit
 //! timestamps stay meaningful, and emits a transactional logical message
 //! naming the MySQL position it applied (read back by the echo stage); the
-//! stamp and the checkpoint share one round trip. Fresh inserts are
+//! stamp and the checkpoint share one round trip. Where the role may, the
+//! session runs with `session_replication_role = replica`, so user triggers
+//! and foreign-key checks do not fire for replicated rows. Fresh inserts are
 //! written with COPY. With a lease fence (`set_fence`), the checkpoint is
 //! written only while the `lease` row still has this holder's epoch (read
 //! `FOR SHARE` in the batch transaction); otherwise the batch is rolled back
@@ -70,7 +72,21 @@ impl PostgresApplier {
                 t.lock.as_millis().max(1)
             ))
             .await?;
+        // As a native subscriber's: user triggers (but ENABLE ALWAYS / REPLICA
+        // ones) and foreign-key checks do not fire for replicated rows, so
+        // the order of rows does not matter. Only where the role may.
+        let replica_role = match client.batch_execute("SET session_replication_role = replica").await {
+            Ok(()) => true,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                tracing::warn!(
+                    "the postgres role may not set session_replication_role (needs superuser, or GRANT SET ON PARAMETER                      session_replication_role on PG 15+): triggers and foreign-key checks fire on replicated rows"
+                );
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
         let db = PostgresDest {
+            replica_role,
             client,
             state: PgState::new(&cfg.state_schema, &cfg.pipeline, Direction::MysqlToPostgres),
             server_identity: None,
@@ -101,6 +117,8 @@ impl PostgresApplier {
 /// One Postgres session (under tandem's replication origin) as a destination.
 pub struct PostgresDest {
     client: tokio_postgres::Client,
+    /// The session runs with `session_replication_role = replica`.
+    replica_role: bool,
     state: PgState,
     /// Identity of the source server, stored with every checkpoint.
     server_identity: Option<String>,
@@ -200,6 +218,17 @@ impl PostgresDest {
 }
 
 impl Destination for PostgresDest {
+    async fn firing_triggers(&mut self, schemas: &[PairSchema]) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for s in schemas {
+            let triggers = crate::schema::triggers::pg_triggers(&self.client, &s.pg_table).await?;
+            if triggers.iter().any(|t| t.fires(self.replica_role)) {
+                out.push(s.pair);
+            }
+        }
+        Ok(out)
+    }
+
     const SIDE: Side = Side::Postgres;
     const GUARDED_UPDATES: bool = false;
     /// COPY statements and their data.

@@ -41,6 +41,8 @@ pub fn text(v: &Value, kind: ValueKind) -> Result<Option<String>, String> {
         Value::Text(s) | Value::Json(s) => {
             if kind == ValueKind::Bytes {
                 hex(s.as_bytes())
+            } else if kind == ValueKind::Set {
+                crate::codec::pg_array::array_from_set(s)
             } else if s.contains('\0') {
                 return Err("Postgres text cannot contain the NUL character".to_string());
             } else {
@@ -229,7 +231,7 @@ pub struct PgRenderError {
 
 fn cell(schema: &PairSchema, i: usize, v: &Value) -> Result<Option<String>, PgRenderError> {
     let c = &schema.columns[i];
-    text(v, c.pg_kind).map_err(|reason| PgRenderError {
+    super::fit::pg_fits(v, &c.pg_type).and_then(|()| text(v, c.pg_kind)).map_err(|reason| PgRenderError {
         pair: schema.name.clone(),
         column: c.name.clone(),
         value: v.to_string().chars().take(200).collect(),
@@ -369,6 +371,7 @@ mod tests {
             pg_generated: generated,
             pg_identity_always: identity,
             my_generated: false,
+            my_on_update: false,
         };
         let t = TableName { schema: "s".into(), name: "t".into() };
         let columns = vec![col("id", false, true), col("v", false, false), col("g", true, false), col("n", false, true)];

@@ -36,6 +36,7 @@ fn schema() -> PairSchema {
         my_kind: kind,
         pg_generated: false,
         my_generated: false,
+        my_on_update: false,
                     pg_identity_always: false,
     };
     let t = TableName { schema: "s".into(), name: "t".into() };

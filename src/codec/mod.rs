@@ -3,4 +3,5 @@
 //! appliers' reads of current rows and the commands. Pure.
 
 pub mod my_text;
+pub mod pg_array;
 pub mod pg_text;

@@ -37,6 +37,38 @@ pub const TIMESTAMPTZ: u32 = 1184;
 pub const NUMERIC: u32 = 1700;
 pub const UUID: u32 = 2950;
 pub const JSONB: u32 = 3802;
+pub const TEXT_ARRAY: u32 = 1009;
+pub const VARCHAR_ARRAY: u32 = 1015;
+
+/// The OID of a built-in type tandem decodes, by the name `format_type`
+/// prints (modifiers ignored): what a domain's values are decoded as, since
+/// pgoutput names a domain column by the domain's own OID.
+pub fn builtin_oid(pg_type: &str) -> Option<u32> {
+    let base = crate::sql::pg::base_type(pg_type);
+    Some(match base.as_str() {
+        "boolean" => BOOL,
+        "bytea" => BYTEA,
+        "bigint" => INT8,
+        "smallint" => INT2,
+        "integer" => INT4,
+        "text" => TEXT,
+        "json" => JSON,
+        "real" => FLOAT4,
+        "double precision" => FLOAT8,
+        "character" => BPCHAR,
+        "character varying" => VARCHAR,
+        "date" => DATE,
+        "time without time zone" => TIME,
+        "timestamp without time zone" => TIMESTAMP,
+        "timestamp with time zone" => TIMESTAMPTZ,
+        "numeric" => NUMERIC,
+        "uuid" => UUID,
+        "jsonb" => JSONB,
+        "text[]" => TEXT_ARRAY,
+        "character varying[]" => VARCHAR_ARRAY,
+        _ => return None,
+    })
+}
 
 /// A readable name for a type OID, for error messages.
 pub fn type_name(oid: u32) -> String {
@@ -61,6 +93,8 @@ pub fn type_name(oid: u32) -> String {
         NUMERIC => "numeric",
         UUID => "uuid",
         JSONB => "jsonb",
+        TEXT_ARRAY => "text[]",
+        VARCHAR_ARRAY => "character varying[]",
         _ => return format!("type oid {oid}"),
     };
     known.to_string()
@@ -107,6 +141,8 @@ pub fn decode_text(oid: u32, raw: &[u8]) -> Result<Value> {
             Value::Timestamp(parse_timestamp(text).map_err(|_| bad(oid, text, "not an ISO timestamp"))?)
         }
         JSON | JSONB => Value::Json(text.to_string()),
+        // Arrays of text pair with a MySQL SET (`ValueKind::Set`).
+        TEXT_ARRAY | VARCHAR_ARRAY => crate::codec::pg_array::set_from_array(text),
         // char(n): trailing blanks are padding, not data (as Postgres' own bpchar → text cast
         // and MySQL CHAR treat them); keeping them made every update look like a conflict.
         BPCHAR => Value::Text(text.trim_end_matches(' ').to_string()),

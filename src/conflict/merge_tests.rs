@@ -39,6 +39,7 @@ fn schema(p: &PairConfig) -> PairSchema {
         pg_generated: false,
         pg_identity_always: false,
         my_generated: false,
+        my_on_update: false,
     };
     PairSchema {
         pair: 0,

@@ -3,7 +3,9 @@
 //! transactions, in the row-incarnation registry (so the other direction's
 //! echo stage can look the batch up when it reads the batch's echo), and
 //! drops the writes of forwarded outcomes that this side's own later delete
-//! supersedes (`BatchLog::without_superseded`).
+//! supersedes (`BatchLog::without_superseded`). A batch is registered with
+//! the changes the destination's own triggers made to its rows
+//! (`apply::readback`), which the echo stage reading that side forwards.
 //!
 //! Everything else passes to the wrapped applier unchanged; with no
 //! registry it registers nothing and drops nothing.
@@ -70,7 +72,10 @@ impl<A: BatchApplier> BatchApplier for Bookkept<A> {
     async fn commit(&mut self, last: &TxnMeta) -> Result<()> {
         self.log.set_seen(self.seen.get());
         // Registered before COMMIT is sent: its echo cannot be read earlier.
-        self.log.committing(&last.position);
+        // With it, what the destination's triggers changed in the batch: its
+        // echo stage forwards them as that side's outcome.
+        let outcomes = self.inner.destination_outcomes();
+        self.log.committing(&last.position, outcomes);
         match self.inner.commit(last).await {
             Ok(()) => {
                 self.log.committed(&last.position);

@@ -43,6 +43,9 @@ struct BatchEntry {
     seen: Option<SourcePos>,
     /// Where its echo (or a later one) was read in its side's stream.
     echo_at: Option<SourcePos>,
+    /// What the destination's own triggers changed in the rows it wrote
+    /// (`apply::readback`): forwarded at its echo as that side's outcome.
+    outcomes: Vec<Change>,
 }
 
 /// Shared by the two directions of one run; every array is indexed by side.
@@ -126,9 +129,9 @@ impl Incarnations {
 
     /// An applier writing to `dest` is about to commit the batch that applied
     /// source transactions up to `applied`, all with `seen`.
-    pub fn batch_committing(&self, dest: Side, applied: &SourcePos, seen: Option<&SourcePos>) {
+    pub fn batch_committing(&self, dest: Side, applied: &SourcePos, seen: Option<&SourcePos>, outcomes: Vec<Change>) {
         let mut q = lock(&self.batches[slot(dest)]);
-        q.push_back(BatchEntry { applied: applied.clone(), seen: seen.cloned(), echo_at: None });
+        q.push_back(BatchEntry { applied: applied.clone(), seen: seen.cloned(), echo_at: None, outcomes });
         while q.len() > MAX_BATCHES {
             q.pop_front();
         }
@@ -143,9 +146,9 @@ impl Incarnations {
     }
 
     /// The batch whose echo on `side`, read at `echo_at`, records `applied`:
-    /// `Some(seen)` when it is registered. It and the batches before it are
-    /// marked as echoed (their echoes are at or before `echo_at`).
-    fn batch_seen(&self, side: Side, applied: &SourcePos, echo_at: &SourcePos) -> Option<Option<SourcePos>> {
+    /// `Some((seen, trigger outcomes))` when it is registered. It and the
+    /// batches before it are marked as echoed (their echoes are at or before `echo_at`).
+    fn batch_seen(&self, side: Side, applied: &SourcePos, echo_at: &SourcePos) -> Option<(Option<SourcePos>, Vec<Change>)> {
         let mut q = lock(&self.batches[slot(side)]);
         // The echoed batches come first (marking covers a prefix): a new echo's
         // batch is after them, so the search starts there; only an echo read
@@ -158,7 +161,7 @@ impl Incarnations {
         for b in q.range_mut(fresh..).take((i + 1).saturating_sub(fresh)) {
             b.echo_at = Some(echo_at.clone());
         }
-        Some(q[i].seen.clone())
+        Some((q[i].seen.clone(), q[i].outcomes.clone()))
     }
 
     /// The direction reading `side`'s stream will not read it again up to
@@ -175,16 +178,17 @@ impl Incarnations {
     /// At the commit, at `echo_at`, of an echo on `side` that records `applied`: which of
     /// `candidates` (its writes to tombstoned keys, `note_echo_write`) to
     /// forward — those to keys `side` deleted after the batch's `seen` (any
-    /// delete when the batch had no `seen`). Nothing when the batch is unknown.
+    /// delete when the batch had no `seen`) — followed by what `side`'s
+    /// triggers changed in the batch's rows. Nothing when the batch is unknown.
     pub fn forwardable(&self, side: Side, applied: Option<&SourcePos>, echo_at: &SourcePos, mut candidates: Vec<Change>) -> Vec<Change> {
-        let Some(seen) = applied.and_then(|a| self.batch_seen(side, a, echo_at)) else {
+        let Some((seen, outcomes)) = applied.and_then(|a| self.batch_seen(side, a, echo_at)) else {
             if !candidates.is_empty() {
                 tracing::debug!(?side, applied = ?applied.map(|a| a.to_string()), candidates = candidates.len(), "echo of an unknown batch: nothing forwarded");
             }
             return Vec::new();
         };
         if candidates.is_empty() {
-            return candidates;
+            return outcomes;
         }
         let before = candidates.len();
         let t = lock(&self.tombstones[slot(side)]);
@@ -197,6 +201,7 @@ impl Incarnations {
         });
         tracing::debug!(?side, seen = ?seen.as_ref().map(|s| s.to_string()), candidates = before,
             forwarded = ?candidates.iter().map(|c| (c.op, crate::conflict::compare::key_text(&c.key))).collect::<Vec<_>>(), "echo writes to deleted keys");
+        candidates.extend(outcomes);
         candidates
     }
 }
@@ -319,9 +324,10 @@ impl BatchLog {
 
     /// Registers the batch that applied up to `applied` just before its
     /// COMMIT is sent (its echo cannot be read earlier).
-    pub fn committing(&mut self, applied: &SourcePos) {
+    /// `outcomes`: what the destination's triggers changed in the batch's rows.
+    pub fn committing(&mut self, applied: &SourcePos, outcomes: Vec<Change>) {
         if let Some(reg) = &self.reg {
-            reg.batch_committing(self.dest, applied, self.seen.as_ref());
+            reg.batch_committing(self.dest, applied, self.seen.as_ref(), outcomes);
         }
     }
 

@@ -33,8 +33,8 @@ fn writes_of_a_batch_concurrent_with_a_delete_are_forwarded() {
     assert!(reg.tracks_deletes(Side::Postgres));
     assert!(!reg.tracks_deletes(Side::Mysql), "tombstones are per side");
     assert!(reg.tombstoned(Side::Postgres, &key_of(1)) && !reg.tombstoned(Side::Postgres, &key_of(3)));
-    reg.batch_committing(Side::Postgres, &pos(100), Some(&pos(10)));
-    reg.batch_committing(Side::Postgres, &pos(200), Some(&pos(20)));
+    reg.batch_committing(Side::Postgres, &pos(100), Some(&pos(10)), Vec::new());
+    reg.batch_committing(Side::Postgres, &pos(200), Some(&pos(20)), Vec::new());
     let fwd = reg.forwardable(Side::Postgres, Some(&pos(100)), &echo(100), vec![write(1), write(3)]);
     assert_eq!(fwd, vec![write(1)], "key 1 was deleted (at 20) after the batch's seen (10); key 3 never");
     let fwd = reg.forwardable(Side::Postgres, Some(&pos(200)), &echo(200), vec![write(1), write(2)]);
@@ -69,9 +69,9 @@ fn an_echo_keeps_writes_to_deleted_keys_unless_it_removes_them_again() {
 fn an_echo_finds_its_batch_again_until_the_reading_direction_has_passed_it() {
     let reg = Incarnations::default();
     reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
-    reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(25)));
-    reg.batch_committing(Side::Mysql, &pos(200), Some(&pos(10)));
-    reg.batch_committing(Side::Mysql, &pos(300), Some(&pos(10)));
+    reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(25)), Vec::new());
+    reg.batch_committing(Side::Mysql, &pos(200), Some(&pos(10)), Vec::new());
+    reg.batch_committing(Side::Mysql, &pos(300), Some(&pos(10)), Vec::new());
     // The echo of the batch at 100 was skipped (or wrote nothing): the one at 200 is found.
     assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(200)), &echo(200), vec![write(1)]), vec![write(1)]);
     assert!(reg.forwardable(Side::Mysql, None, &echo(0), vec![write(1)]).is_empty(), "an echo without a position forwards nothing");
@@ -84,7 +84,7 @@ fn an_echo_finds_its_batch_again_until_the_reading_direction_has_passed_it() {
     assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), &echo(100), vec![write(1)]).is_empty());
     assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(300)), &echo(300), vec![write(1)]), vec![write(1)]);
     // A batch whose echo was not read yet is kept, whatever the position passed.
-    reg.batch_committing(Side::Mysql, &pos(400), Some(&pos(10)));
+    reg.batch_committing(Side::Mysql, &pos(400), Some(&pos(10)), Vec::new());
     reg.echoes_passed(Side::Mysql, &pos(99_999));
     assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(400)), &echo(400), vec![write(1)]), vec![write(1)]);
 }
@@ -93,10 +93,10 @@ fn an_echo_finds_its_batch_again_until_the_reading_direction_has_passed_it() {
 fn a_failed_batch_is_withdrawn_and_a_batch_without_seen_forwards_any_tombstoned_key() {
     let reg = Incarnations::default();
     reg.record_deletes(Side::Mysql, vec![key_of(1)], &[], &pos(20));
-    reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(10)));
+    reg.batch_committing(Side::Mysql, &pos(100), Some(&pos(10)), Vec::new());
     reg.batch_failed(Side::Mysql, &pos(100));
     assert!(reg.forwardable(Side::Mysql, Some(&pos(100)), &echo(100), vec![write(1)]).is_empty());
-    reg.batch_committing(Side::Mysql, &pos(100), None);
+    reg.batch_committing(Side::Mysql, &pos(100), None, Vec::new());
     assert_eq!(reg.forwardable(Side::Mysql, Some(&pos(100)), &echo(100), vec![write(1)]), vec![write(1)]);
 }
 
@@ -107,15 +107,15 @@ fn the_batch_log_registers_with_its_seen_and_sets_resume() {
     let mut log = BatchLog::new(Side::Mysql);
     log.attach(reg.clone());
     log.set_seen(Some(pos(10)));
-    log.committing(&pos(300));
+    log.committing(&pos(300), Vec::new());
     log.committed(&pos(300));
     assert_eq!(reg.resume_seen(Side::Postgres), Some(pos(10)), "the source of the other side resumes with this seen");
     let fwd = |at: u64| reg.forwardable(Side::Mysql, Some(&pos(at)), &echo(at), vec![write(1)]).len();
     assert_eq!(fwd(300), 1, "seen 10: the delete at 20 came after");
-    log.committing(&pos(400));
+    log.committing(&pos(400), Vec::new());
     assert_eq!(fwd(400), 1, "still seen 10");
     log.set_seen(Some(pos(30)));
-    log.committing(&pos(500));
+    log.committing(&pos(500), Vec::new());
     assert_eq!(fwd(500), 0, "seen 30: the delete at 20 was seen; nothing to forward");
 }
 
@@ -142,7 +142,7 @@ fn a_forwarded_write_to_a_key_this_side_deleted_after_its_seen_is_dropped() {
 fn batches_stay_bounded() {
     let reg = Incarnations::default();
     for n in 0..(MAX_BATCHES as u64 + 5) {
-        reg.batch_committing(Side::Postgres, &pos(n), None);
+        reg.batch_committing(Side::Postgres, &pos(n), None, Vec::new());
     }
     assert_eq!(lock(&reg.batches[0]).len(), MAX_BATCHES);
     assert_eq!(lock(&reg.batches[0]).front().map(|b| b.applied.clone()), Some(pos(5)));

@@ -20,6 +20,7 @@ fn schemas() -> Arc<Vec<PairSchema>> {
         pg_generated: false,
         pg_identity_always: false,
         my_generated: false,
+        my_on_update: false,
     };
     Arc::new(vec![PairSchema {
         pair: 0,
@@ -115,8 +116,8 @@ async fn an_echo_forwards_writes_to_keys_deleted_meanwhile_but_not_ones_it_delet
     // Postgres deletes keys 1 and 2 itself.
     let mut ev = txn(1, Origin::Client, None, vec![delete(1), delete(2)], 0x130);
     // Two batches the applier wrote, both from MySQL changes that had not seen that delete.
-    reg.batch_committing(Side::Postgres, &binlog(500), Some(&pg(0x50)));
-    reg.batch_committing(Side::Postgres, &binlog(600), Some(&pg(0x50)));
+    reg.batch_committing(Side::Postgres, &binlog(500), Some(&pg(0x50)), Vec::new());
+    reg.batch_committing(Side::Postgres, &binlog(600), Some(&pg(0x50)), Vec::new());
     // The first re-created key 1 (and wrote key 3, never deleted here): key 1 is forwarded.
     ev.extend(txn(2, Origin::Tandem, Some(500), vec![insert(1), insert(3)], 0x230));
     // The second re-created key 2 and then applied MySQL's delete of it: both sides lack it, nothing to forward.
@@ -176,4 +177,32 @@ async fn an_echo_of_an_unknown_batch_forwards_nothing_and_truncates_are_tombston
     let out = through(stage, ev).await;
     assert_eq!(kinds(&out).last().map(String::as_str), Some("idle 0/20"));
     assert!(reg.tombstoned(Side::Mysql, &(0, crate::conflict::compare::key_text(&[Value::Int(7)]))), "every key of a truncated pair");
+}
+
+/// A batch whose rows the destination's triggers changed (`apply::readback`)
+/// is registered with those changes; its echo forwards them as that side's
+/// outcome, though nothing was deleted; a batch without any yields an `Idle`.
+#[tokio::test]
+async fn an_echo_forwards_what_the_destination_triggers_changed() {
+    let reg = Arc::new(Incarnations::default());
+    let stage = EchoStage::new(Side::Mysql, Some(Arc::clone(&reg)), schemas());
+    let stamped = Change { pair: 0, op: Op::Update, key: vec![Value::Int(4)], before: Some(vec![Value::Int(4)]), after: Some(vec![Value::Int(4)]) };
+    reg.batch_committing(Side::Mysql, &pg(0x100), Some(&binlog(10)), vec![stamped.clone()]);
+    reg.batch_committing(Side::Mysql, &pg(0x200), Some(&binlog(10)), Vec::new());
+    let mut ev = vec![
+        SourceEvent::Begin { txn_seq: 1, origin: Origin::Tandem, commit_ts: 0 },
+        SourceEvent::Applied(pg(0x100).to_string()),
+        SourceEvent::Commit(meta(1, binlog(20))),
+    ];
+    ev.extend([
+        SourceEvent::Begin { txn_seq: 2, origin: Origin::Tandem, commit_ts: 0 },
+        SourceEvent::Applied(pg(0x200).to_string()),
+        SourceEvent::Commit(meta(2, binlog(30))),
+    ]);
+    let out = through(stage, ev).await;
+    let k = kinds(&out);
+    assert_eq!(k.iter().filter(|k| k.starts_with("begin outcome")).count(), 1, "{k:?}");
+    assert!(k.contains(&"changes 1".to_string()) && k.last().is_some_and(|l| l.starts_with("idle")), "{k:?}");
+    let fwd = out.iter().find_map(|(e, _)| if let SourceEvent::Changes(c) = e { Some(c.clone()) } else { None });
+    assert_eq!(fwd, Some(vec![stamped]));
 }

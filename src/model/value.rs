@@ -49,6 +49,9 @@ pub enum UnrepresentableKind {
     Infinite,
     /// Bytes that are not valid in the column's character set.
     BadEncoding,
+    /// A Postgres array with no MySQL SET form (a NULL, empty or
+    /// comma-holding member, several dimensions).
+    NotASet,
 }
 
 impl UnrepresentableKind {
@@ -57,11 +60,12 @@ impl UnrepresentableKind {
             UnrepresentableKind::ZeroDate => "zero_date",
             UnrepresentableKind::Infinite => "infinite",
             UnrepresentableKind::BadEncoding => "bad_encoding",
+            UnrepresentableKind::NotASet => "not_a_set",
         }
     }
 
     pub fn parse_name(s: &str) -> Option<Self> {
-        [UnrepresentableKind::ZeroDate, UnrepresentableKind::Infinite, UnrepresentableKind::BadEncoding]
+        [UnrepresentableKind::ZeroDate, UnrepresentableKind::Infinite, UnrepresentableKind::BadEncoding, UnrepresentableKind::NotASet]
             .into_iter()
             .find(|k| k.as_str() == s)
     }

@@ -6,9 +6,12 @@
 //! `[pairs.columns]`). A column on one side only is ignored with a warning; a
 //! column named in `[pairs.columns]` but missing on a side is a problem; the key
 //! must be the same on both sides. Every problem names pair, table and column.
+//! A Postgres column of a domain type is read as the domain's base type
+//! (`pg_domain`): values travel as the base type's, and Postgres applies the
+//! domain's checks when tandem writes them.
 
 use crate::config::{Config, PairConfig, TableName};
-use crate::schema::{my_kind, pg_kind, ColumnSchema, PairSchema};
+use crate::schema::{pair_kinds, ColumnSchema, PairSchema};
 use mysql_async::prelude::Queryable;
 
 /// The primary key columns of the table with OID `$1`, in key order.
@@ -16,6 +19,63 @@ pub const PG_PRIMARY_KEY_SQL: &str = "SELECT a.attname::text FROM pg_index i
      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
      WHERE i.indrelid = $1 AND i.indisprimary
      ORDER BY array_position(i.indkey::int2[], a.attnum)";
+
+/// A Postgres domain resolved to the base type it is built on (through
+/// domains over domains).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgDomain {
+    /// The domain as `format_type` names it.
+    pub name: String,
+    /// The base type with the modifier the domain gives it, e.g. `character varying(20)`.
+    pub base_type: String,
+    pub base_oid: u32,
+    /// `pg_type.typtype` of the base type (`b`, `e` for an enum, ...).
+    pub base_typtype: char,
+    /// The CHECK constraints of the domain and of the domains it is built on.
+    pub checks: Vec<String>,
+    /// The domain (or one below it) is NOT NULL.
+    pub not_null: bool,
+}
+
+/// Resolves type `oid` when it is a domain; `None` for any other type.
+pub async fn pg_domain(client: &tokio_postgres::Client, oid: u32) -> Result<Option<PgDomain>, tokio_postgres::Error> {
+    let mut current = oid;
+    let mut found: Option<PgDomain> = None;
+    for _ in 0..32 {
+        let row = client
+            .query_opt(
+                "SELECT t.typtype::text, t.typbasetype, format_type(t.typbasetype, t.typtypmod), format_type(t.oid, NULL), t.typnotnull,
+                        b.typtype::text,
+                        ARRAY(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname)
+                 FROM pg_type t LEFT JOIN pg_type b ON b.oid = t.typbasetype WHERE t.oid = $1",
+                &[&current],
+            )
+            .await?;
+        let Some(row) = row else { break };
+        let typtype: String = row.get(0);
+        if typtype != "d" {
+            break;
+        }
+        let base: u32 = row.get(1);
+        let base_typtype: Option<String> = row.get(5);
+        let checks: Vec<String> = row.get(6);
+        let d = found.get_or_insert_with(|| PgDomain {
+            name: row.get(3),
+            base_type: String::new(),
+            base_oid: 0,
+            base_typtype: 'b',
+            checks: Vec::new(),
+            not_null: false,
+        });
+        d.base_type = row.get(2);
+        d.base_oid = base;
+        d.base_typtype = base_typtype.and_then(|t| t.chars().next()).unwrap_or('b');
+        d.checks.extend(checks);
+        d.not_null |= row.get::<_, bool>(4);
+        current = base;
+    }
+    Ok(found)
+}
 
 /// One catalog column.
 #[derive(Debug, Clone)]
@@ -28,6 +88,8 @@ pub struct CatalogColumn {
     /// Postgres `GENERATED ALWAYS AS IDENTITY`.
     pub identity_always: bool,
     pub nullable: bool,
+    /// MySQL `ON UPDATE CURRENT_TIMESTAMP`.
+    pub on_update: bool,
 }
 
 /// One table as a catalog describes it.
@@ -53,8 +115,10 @@ pub async fn pg_table(client: &tokio_postgres::Client, t: &TableName) -> Result<
     let ident: String = rel.get(1);
     let cols = client
         .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated::text <> '', NOT a.attnotnull, a.attidentity::text = 'a'
-             FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated::text <> '', NOT a.attnotnull, a.attidentity::text = 'a',
+                    a.atttypid, t.typtype::text = 'd'
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             &[&oid],
         )
         .await?;
@@ -64,11 +128,18 @@ pub async fn pg_table(client: &tokio_postgres::Client, t: &TableName) -> Result<
             &[&oid],
         )
         .await?;
+    let mut columns = Vec::with_capacity(cols.len());
+    for r in &cols {
+        let mut type_name: String = r.get(1);
+        if r.get::<_, bool>(6) {
+            if let Some(d) = pg_domain(client, r.get(5)).await? {
+                type_name = d.base_type;
+            }
+        }
+        columns.push(CatalogColumn { name: r.get(0), type_name, generated: r.get(2), nullable: r.get(3), identity_always: r.get(4), on_update: false });
+    }
     Ok(Some(CatalogTable {
-        columns: cols
-            .iter()
-            .map(|r| CatalogColumn { name: r.get(0), type_name: r.get(1), generated: r.get(2), nullable: r.get(3), identity_always: r.get(4) })
-            .collect(),
+        columns,
         primary_key: pk.iter().map(|r| r.get(0)).collect(),
         replica_identity: ident.chars().next(),
     }))
@@ -98,7 +169,7 @@ pub async fn my_table(conn: &mut mysql_async::Conn, t: &TableName) -> Result<Opt
             .into_iter()
             .map(|(name, ty, extra, nullable)| {
                 let e = extra.to_ascii_uppercase();
-                CatalogColumn { name, type_name: ty, generated: e.contains("VIRTUAL GENERATED") || e.contains("STORED GENERATED") || e == "VIRTUAL" || e == "PERSISTENT", identity_always: false, nullable: nullable == "YES" }
+                CatalogColumn { name, type_name: ty, generated: e.contains("VIRTUAL GENERATED") || e.contains("STORED GENERATED") || e == "VIRTUAL" || e == "PERSISTENT", identity_always: false, nullable: nullable == "YES", on_update: e.contains("ON UPDATE") }
             })
             .collect(),
         primary_key: pk,
@@ -116,17 +187,18 @@ pub fn resolve_pair(index: usize, pair: &PairConfig, pg: &CatalogTable, my: &Cat
         let my_name = pair.columns.get(&canonical).and_then(|c| c.mysql.clone()).unwrap_or_else(|| canonical.clone());
         match my.columns.iter().find(|m| m.name == my_name) {
             Some(mc) => columns.push(ColumnSchema {
+                pg_kind: pair_kinds(&pc.type_name, &mc.type_name).0,
+                my_kind: pair_kinds(&pc.type_name, &mc.type_name).1,
                 owner: pair.owner_of(&canonical),
                 name: canonical,
                 pg_name: pc.name.clone(),
                 my_name: mc.name.clone(),
-                pg_kind: pg_kind(&pc.type_name),
-                my_kind: my_kind(&mc.type_name),
                 pg_type: pc.type_name.clone(),
                 my_type: mc.type_name.clone(),
                 pg_generated: pc.generated,
                 pg_identity_always: pc.identity_always,
                 my_generated: mc.generated,
+                my_on_update: mc.on_update,
             }),
             None if pair.columns.contains_key(&canonical) => problems.push(format!(
                 "pair {}: column {canonical} is configured but {}.{my_name} does not exist in MySQL",

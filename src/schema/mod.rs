@@ -8,6 +8,7 @@
 
 
 pub mod introspect;
+pub mod triggers;
 
 use crate::config::{Owner, TableName};
 
@@ -30,6 +31,10 @@ pub enum ValueKind {
     Json,
     Uuid,
     Enum,
+    /// A set of labels: MySQL `SET`, Postgres `text[]` / `varchar[]`. The
+    /// canonical value is `Value::Text` of the members joined by commas in
+    /// the SET's declared order (as MySQL prints a SET); `''` is the empty set.
+    Set,
     /// A type tandem does not support; `validate` names it.
     Unsupported,
 }
@@ -56,6 +61,11 @@ pub struct ColumnSchema {
     pub pg_identity_always: bool,
     /// The server computes this column on the MySQL side (never written there).
     pub my_generated: bool,
+    /// MySQL `ON UPDATE CURRENT_TIMESTAMP`: the server stamps it on every
+    /// update that does not assign it, so tandem's updates always assign it
+    /// (to the value the row holds) — the server's clock never replaces a
+    /// replicated value.
+    pub my_on_update: bool,
 }
 
 /// A table pair as both databases currently define it.
@@ -82,11 +92,12 @@ impl ColumnSchema {
             owner,
             pg_type: pg.into(),
             my_type: my.into(),
-            pg_kind: pg_kind(pg),
-            my_kind: my_kind(my),
+            pg_kind: pair_kinds(pg, my).0,
+            my_kind: pair_kinds(pg, my).1,
             pg_generated: false,
             pg_identity_always: false,
             my_generated: false,
+            my_on_update: false,
         }
     }
 }
@@ -124,8 +135,11 @@ impl PairSchema {
 /// `timestamp(6) without time zone` and `time(3) without time zone` with the
 /// precision inside the name.
 pub fn pg_kind(ty: &str) -> ValueKind {
-    if ty.trim_end().ends_with("[]") {
-        return ValueKind::Unsupported;
+    if let Some(element) = ty.trim_end().strip_suffix("[]") {
+        return match crate::sql::pg::base_type(element).as_str() {
+            "text" | "character varying" if !element.trim_end().ends_with("[]") => ValueKind::Set,
+            _ => ValueKind::Unsupported,
+        };
     }
     let base = crate::sql::pg::base_type(ty);
     match base.as_str() {
@@ -144,6 +158,17 @@ pub fn pg_kind(ty: &str) -> ValueKind {
         "json" | "jsonb" => ValueKind::Json,
         "uuid" => ValueKind::Uuid,
         _ => ValueKind::Unsupported,
+    }
+}
+
+/// The kinds one column is read and written as on each side, given both
+/// types: a MySQL `tinyint(1)` is a boolean only against a Postgres
+/// `boolean`; against a Postgres number it is the small integer it holds.
+pub fn pair_kinds(pg_type: &str, my_type: &str) -> (ValueKind, ValueKind) {
+    let (p, m) = (pg_kind(pg_type), my_kind(my_type));
+    match (p, m) {
+        (ValueKind::Int | ValueKind::UInt | ValueKind::Decimal, ValueKind::Bool) => (p, ValueKind::Int),
+        _ => (p, m),
     }
 }
 
@@ -166,7 +191,8 @@ pub fn my_kind(column_type: &str) -> ValueKind {
         "datetime" => ValueKind::Timestamp,
         "timestamp" => ValueKind::TimestampTz,
         "json" => ValueKind::Json,
-        "enum" | "set" => ValueKind::Enum,
+        "enum" => ValueKind::Enum,
+        "set" => ValueKind::Set,
         _ => ValueKind::Unsupported,
     }
 }
@@ -186,6 +212,13 @@ mod tests {
         assert_eq!(my_kind("tinyint(4)"), ValueKind::Int);
         assert_eq!(my_kind("datetime(6)"), ValueKind::Timestamp);
         assert_eq!(my_kind("enum('a','b')"), ValueKind::Enum);
+        assert_eq!(my_kind("set('a','b')"), ValueKind::Set);
+        assert_eq!(pg_kind("text[]"), ValueKind::Set);
+        assert_eq!(pg_kind("character varying(20)[]"), ValueKind::Set);
+        assert_eq!(pg_kind("text[][]"), ValueKind::Unsupported);
+        assert_eq!(pair_kinds("integer", "tinyint(1)"), (ValueKind::Int, ValueKind::Int));
+        assert_eq!(pair_kinds("boolean", "tinyint(1)"), (ValueKind::Bool, ValueKind::Bool));
+        assert_eq!(pair_kinds("smallint", "year(4)"), (ValueKind::Int, ValueKind::Int));
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //!   writes `1e15`/`0.0000001`.
 //! - timestamps `YYYY-MM-DD HH:MM:SS.ffffff` in UTC (both sessions are UTC),
 //!   dates `YYYY-MM-DD`, times `HH:MM:SS.ffffff`, bytes lower-case hex.
+//! - sets of labels (MySQL SET, Postgres text[]): the members joined by
+//!   commas (`array_to_string` in Postgres, a NULL member as `\N`; an array
+//!   member holding a comma reads like two members, but such an array is
+//!   never replicated: it has no SET value and is quarantined).
 //! - JSON: Postgres `::jsonb::text`, MariaDB `JSON_LOOSE(JSON_COMPACT(..))`
 //!   (same spacing; key order and number spelling may still differ, e.g. for
 //!   documents written in MariaDB). Unequal JSON text is therefore confirmed
@@ -154,9 +158,12 @@ pub fn text_expr(d: Dialect, c: &ColumnSchema) -> String {
             ValueKind::Time => format!("to_char({col}, 'HH24:MI:SS.US')"),
             ValueKind::Timestamp | ValueKind::TimestampTz => format!("to_char({col}, 'YYYY-MM-DD HH24:MI:SS.US')"),
             ValueKind::Json => format!("({col})::jsonb::text"),
+            ValueKind::Set => format!("array_to_string({col}, ',', '\\N')"),
             ValueKind::Text | ValueKind::Uuid | ValueKind::Enum | ValueKind::Unsupported => format!("({col})::text"),
         },
         Dialect::Mariadb | Dialect::Mysql => match c.my_kind {
+            // YEAR prints 0 as `0000`: its number is what Postgres holds.
+            ValueKind::Int if c.my_type.to_ascii_lowercase().starts_with("year") => format!("CAST(CAST({col} AS UNSIGNED) AS CHAR)"),
             ValueKind::Bool | ValueKind::Int | ValueKind::UInt => format!("CAST({col} AS CHAR)"),
             ValueKind::Decimal => norm_decimal(&format!("CAST({col} AS CHAR)")),
             ValueKind::Float => {
@@ -174,7 +181,7 @@ pub fn text_expr(d: Dialect, c: &ColumnSchema) -> String {
             ValueKind::Json if d == Dialect::Mariadb => format!("JSON_LOOSE(JSON_COMPACT({col}))"),
             ValueKind::Json => format!("CAST({col} AS CHAR)"),
             ValueKind::Uuid => format!("LOWER(CONVERT({col} USING utf8mb4))"),
-            ValueKind::Text | ValueKind::Enum | ValueKind::Unsupported => format!("CONVERT({col} USING utf8mb4)"),
+            ValueKind::Text | ValueKind::Enum | ValueKind::Set | ValueKind::Unsupported => format!("CONVERT({col} USING utf8mb4)"),
         },
     }
 }
@@ -185,6 +192,7 @@ pub fn value_param(d: Dialect, c: &ColumnSchema, ph: &str) -> String {
         Dialect::Postgres => match pg_kind_of(c) {
             ValueKind::Bytes => format!("decode({ph}::text, 'hex')"),
             ValueKind::Text => format!("{ph}::text"),
+            ValueKind::Set => format!("string_to_array({ph}::text, ',')::{}", crate::sql::pg::cast_type(&c.pg_type)),
             _ => format!("{ph}::text::{}", crate::sql::pg::cast_type(&c.pg_type)),
         },
         _ => match c.my_kind {
@@ -217,6 +225,7 @@ impl KeyCol {
         let col = ident(d, c);
         let order = match (d, kind(d, c)) {
             (_, ValueKind::Json) => return Err(format!("key column {} is JSON: cannot order it", c.name)),
+            (_, ValueKind::Set) => return Err(format!("key column {} is a set of labels: cannot order it", c.name)),
             (Dialect::Postgres, ValueKind::Text | ValueKind::Enum | ValueKind::Unsupported) => format!("(({col})::text COLLATE \"C\")"),
             (Dialect::Postgres, _) => col.clone(),
             (_, ValueKind::Text | ValueKind::Enum | ValueKind::Unsupported) => format!("CAST(CONVERT({col} USING utf8mb4) AS BINARY)"),

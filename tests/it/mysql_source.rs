@@ -48,6 +48,7 @@ fn pair(index: usize, db: &str, table: &str, cols: &[(&str, &str)]) -> PairSchem
             pg_generated: false,
             pg_identity_always: false,
             my_generated: false,
+            my_on_update: false,
         })
         .collect();
     PairSchema {

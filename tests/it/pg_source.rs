@@ -49,6 +49,7 @@ fn column(name: &str, kind: ValueKind) -> ColumnSchema {
         pg_generated: false,
         pg_identity_always: false,
         my_generated: false,
+        my_on_update: false,
     }
 }
 

@@ -1,7 +1,8 @@
 //! `tandem validate`: the preflight. Reports every problem at once, each
 //! naming the object and what to change — one `PROBLEM <object>: <change>`
-//! line each (`--format json`: the same findings as objects), plus `INFO`
-//! lines that need no action. The CLI exits 0 when all hold (`Report::ok`),
+//! line each (`--format json`: the same findings as objects), plus
+//! `WARNING` lines (accepted, but values may be quarantined at run time) and
+//! `INFO` lines that need no action. The CLI exits 0 when all hold (`Report::ok`),
 //! 1 when problems were found, 2 when it could not run (config unreadable,
 //! a server unreachable: `report` returns `Err`).
 //!
@@ -15,11 +16,13 @@
 //! catalog read never hides the other findings. `offline` (`--offline`)
 //! checks the config and its files without connecting.
 
+mod fixes;
 pub mod grants;
 mod mysql;
 pub mod offline;
 mod pairs;
 mod postgres;
+pub mod ranges;
 pub mod types;
 
 pub use types::{supported, MyType, PgType};
@@ -41,16 +44,29 @@ pub struct Note {
     pub info: String,
 }
 
+/// Something accepted that may still cost the operator data at run time
+/// (values of a narrowing type pair that go to the quarantine, triggers
+/// that fire on replicated rows): no action needed for validate to pass.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Warning {
+    pub object: String,
+    pub warning: String,
+}
+
 /// Everything the preflight found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     pub problems: Vec<Finding>,
+    pub warnings: Vec<Warning>,
     pub info: Vec<Note>,
 }
 
 impl Report {
     pub fn problem(&mut self, object: impl Into<String>, problem: impl Into<String>) {
         self.problems.push(Finding { object: object.into(), problem: problem.into() });
+    }
+    pub fn warning(&mut self, object: impl Into<String>, warning: impl Into<String>) {
+        self.warnings.push(Warning { object: object.into(), warning: warning.into() });
     }
     pub fn info(&mut self, object: impl Into<String>, info: impl Into<String>) {
         self.info.push(Note { object: object.into(), info: info.into() });
@@ -121,28 +137,33 @@ pub async fn echo_mechanism(cfg: &crate::config::Config) -> String {
     format!("postgres: replication origin {} (pgoutput Origin message); mysql: {mysql}", cfg.origin_name())
 }
 
-/// The text report: INFO lines, one PROBLEM line per problem, a summary.
+/// The text report: INFO lines, WARNING lines, one PROBLEM line per problem, a summary.
 pub fn render_text(report: &Report, echo: &str) -> String {
     let mut out = String::new();
     out.push_str(&format!("INFO echo suppression: {echo}\n"));
     for n in &report.info {
         out.push_str(&format!("INFO {}: {}\n", n.object, one_line(&n.info)));
     }
+    for w in &report.warnings {
+        out.push_str(&format!("WARNING {}: {}\n", w.object, one_line(&w.warning)));
+    }
     for f in &report.problems {
         out.push_str(&format!("PROBLEM {}: {}\n", f.object, one_line(&f.problem)));
     }
+    let w = report.warnings.len();
+    let warned = if w == 0 { String::new() } else { format!(" ({w} warning{})", if w == 1 { "" } else { "s" }) };
     if report.ok() {
-        out.push_str("validate: all checks passed\n");
+        out.push_str(&format!("validate: all checks passed{warned}\n"));
     } else {
         let n = report.problems.len();
-        out.push_str(&format!("validate: {n} problem{} found\n", if n == 1 { "" } else { "s" }));
+        out.push_str(&format!("validate: {n} problem{} found{warned}\n", if n == 1 { "" } else { "s" }));
     }
     out
 }
 
-/// The JSON report: `{"ok", "problems": [{object, problem}], "info": [{object, info}], "echo"}`.
+/// The JSON report: `{"ok", "problems": [{object, problem}], "warnings": [{object, warning}], "info": [{object, info}], "echo"}`.
 pub fn render_json(report: &Report, echo: &str) -> serde_json::Value {
-    serde_json::json!({ "ok": report.ok(), "problems": report.problems, "info": report.info, "echo": echo })
+    serde_json::json!({ "ok": report.ok(), "problems": report.problems, "warnings": report.warnings, "info": report.info, "echo": echo })
 }
 
 /// Server error texts may span lines; a finding is one line.
@@ -160,14 +181,17 @@ mod tests {
         r.problem("postgres wal_level", "is replica;\n  set wal_level = logical and restart");
         r.problem("pair p column c", "postgres integer[] ↔ mysql text: arrays are not supported");
         r.info("pair p column g", "skipped: generated on mysql");
+        r.warning("pair p column n", "MySQL refuses Postgres values outside 0 to 255");
         let text = render_text(&r, "x");
+        assert!(text.contains("WARNING pair p column n: MySQL refuses"), "{text}");
         let problem_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("PROBLEM ")).collect();
         assert_eq!(problem_lines, vec![
             "PROBLEM postgres wal_level: is replica; set wal_level = logical and restart",
             "PROBLEM pair p column c: postgres integer[] ↔ mysql text: arrays are not supported",
         ]);
         assert!(text.contains("INFO pair p column g: skipped: generated on mysql"));
-        assert!(text.ends_with("validate: 2 problems found\n"));
+        assert!(text.ends_with("validate: 2 problems found (1 warning)\n"), "{text}");
+        assert_eq!(render_json(&r, "x")["warnings"][0]["object"], "pair p column n");
         let json = render_json(&r, "x");
         assert_eq!(json["ok"], false);
         assert_eq!(json["problems"].as_array().map(Vec::len), Some(2));

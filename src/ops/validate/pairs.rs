@@ -3,7 +3,9 @@
 //! transactional engine and the account's privileges on the MySQL table,
 //! matching primary keys (or a configured `key` present on both sides),
 //! every `[pairs.columns]` column present on both sides, `timestamp_column`
-//! present, and every column pair's types supported (`types::supported`).
+//! present, and every column pair's types judged in the directions its
+//! values flow (`types::judge`: fine, a warning, or a problem); a Postgres
+//! domain is judged as its base type, with its checks noted.
 //!
 //! Columns the server computes (MySQL VIRTUAL/STORED generated, Postgres
 //! GENERATED ALWAYS … STORED) are INFO lines: tandem does not write them on
@@ -16,7 +18,7 @@
 
 use super::mysql::{bq, text, MyFacts};
 use super::postgres::PgFacts;
-use super::types::{supported, MyType, PgType};
+use super::types::{judge, notes, Flows, MyType, PgType, Verdict};
 use super::{my_err, pg_err, Report};
 use crate::config::{Config, PairConfig, TableName};
 use mysql_async::prelude::Queryable;
@@ -28,7 +30,9 @@ type Res<T> = Result<T, String>;
 #[derive(Debug, Clone)]
 struct PgColumn {
     name: String,
+    /// The column's type; for a domain, its base type (`domain` names it).
     ty: PgType,
+    domain: Option<crate::schema::introspect::PgDomain>,
     /// What makes the server compute it, if it does.
     generated: Option<&'static str>,
     /// `GENERATED ALWAYS AS IDENTITY`.
@@ -80,7 +84,7 @@ async fn read_pg(pg: &Client, t: &TableName) -> Res<Option<PgTable>> {
     let cols = pg
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typtype::text, a.attgenerated::text, a.attidentity::text,
-                    ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = a.atttypid ORDER BY e.enumsortorder)
+                    ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = a.atttypid ORDER BY e.enumsortorder), a.atttypid
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             &[&oid],
@@ -93,9 +97,24 @@ async fn read_pg(pg: &Client, t: &TableName) -> Res<Option<PgTable>> {
         let attgenerated: String = get(c, 3)?;
         let attidentity: String = get(c, 4)?;
         let generated = (attgenerated == "s").then_some("GENERATED ALWAYS AS … STORED");
+        let mut ty = PgType { name: get(c, 1)?, typtype: typtype.chars().next().unwrap_or('b'), labels: get(c, 5)? };
+        let domain = if ty.typtype == 'd' { crate::schema::introspect::pg_domain(pg, get(c, 6)?).await.map_err(pg_err)? } else { None };
+        if let Some(d) = &domain {
+            let labels: Vec<String> = if d.base_typtype == 'e' {
+                let rows = pg
+                    .query("SELECT enumlabel::text FROM pg_enum WHERE enumtypid = $1 ORDER BY enumsortorder", &[&d.base_oid])
+                    .await
+                    .map_err(pg_err)?;
+                rows.iter().map(|r| r.get(0)).collect()
+            } else {
+                Vec::new()
+            };
+            ty = PgType { name: d.base_type.clone(), typtype: d.base_typtype, labels };
+        }
         columns.push(PgColumn {
             name: get(c, 0)?,
-            ty: PgType { name: get(c, 1)?, typtype: typtype.chars().next().unwrap_or('b'), labels: get(c, 5)? },
+            ty,
+            domain,
             generated,
             identity_always: attidentity == "a",
         });
@@ -408,8 +427,24 @@ fn columns(pair: &PairConfig, pg: &PgTable, my: &MyTable, r: &mut Report) {
         if pc.generated.is_some() && mc.generated {
             continue;
         }
-        if let Err(why) = supported(&pc.ty, &mc.ty) {
-            r.problem(col_object(canonical), format!("postgres {} ↔ mysql {}: {why}", pc.ty.name, mc.ty.column_type));
+        if let Some(d) = &pc.domain {
+            let checks = if d.checks.is_empty() { "no checks".to_string() } else { format!("checks {}", d.checks.join(", ")) };
+            let not_null = if d.not_null { ", NOT NULL" } else { "" };
+            r.info(
+                col_object(canonical),
+                format!("postgres domain {} is judged and replicated as its base type {} ({checks}{not_null}; Postgres applies them to values from mysql: a value they refuse is quarantined)", d.name, d.base_type),
+            );
+        }
+        // A column one side computes only flows from that side.
+        let flows = Flows { to_mysql: !mc.generated, to_postgres: pc.generated.is_none() };
+        let types = format!("postgres {} ↔ mysql {}", pc.ty.name, mc.ty.column_type);
+        match judge(&pc.ty, &mc.ty, flows) {
+            Verdict::Ok => {}
+            Verdict::Warn(why) => r.warning(col_object(canonical), format!("{types}: {why}")),
+            Verdict::Problem(why) => r.problem(col_object(canonical), format!("{types}: {why}")),
+        }
+        for note in notes(&pc.ty, &mc.ty) {
+            r.info(col_object(canonical), format!("{types}: {note}"));
         }
     }
 }

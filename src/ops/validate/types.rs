@@ -1,23 +1,35 @@
-//! Type compatibility of one column pair (DESIGN.md §10): `supported` says
-//! whether a Postgres column type and a MySQL/MariaDB column type can be
-//! replicated into each other, and if not, why and what to change.
+//! Type compatibility of one column pair (DESIGN.md §10), by value range:
+//! `compat` says, for each direction, whether every value of one side's
+//! column fits the other's (`ranges::Fit`), and `judge` turns that into a
+//! verdict for the directions the column's values flow.
 //!
-//! Replication runs both ways, so each side is the destination of the other:
-//! a pair is supported only when every value of either side fits the other
-//! unchanged (same integer class, same numeric precision and scale, same
-//! fractional-second digits, utf8mb4 text). The broad kinds come from
-//! `crate::schema::{pg_kind, my_kind}` (what the pipeline uses at run time);
-//! the details (widths, precision, charset, MariaDB JSON) are checked here
-//! from the full type text, enum labels from `MyType::labels` (as stored, not
-//! as COLUMN_TYPE prints them).
+//! The rule: a direction is fine when every source value fits unchanged
+//! (widenings: a smaller integer kind, an unsigned kind into a wider signed
+//! one, `YEAR` into an integer, `tinyint(1)` into any integer, shorter text
+//! into longer, fewer fraction digits into more). A *narrowing* direction
+//! (some values out of the destination's range, which the destination
+//! refuses, so they are quarantined) is accepted with a warning when the
+//! other direction of a two-way column is fine; when both directions
+//! narrow, or a one-way column narrows, it is a problem. A *lossy* direction
+//! (the destination would round or pad values instead of refusing them) is
+//! always a problem. Problems and warnings name both fixes (either side).
+//! Pairs of different kinds that tandem cannot convert at all are problems
+//! naming the type to use. Postgres domains are judged by their base type
+//! (the caller resolves them); MySQL `SET` pairs with Postgres `text[]`
+//! (members in the SET's declared order), `ENUM` with a Postgres enum or text.
+//! The broad kinds come from `crate::schema::{pg_kind, my_kind}` (what the
+//! pipeline uses at run time); widths, precision, charset, labels and
+//! MariaDB JSON are read here from the full type text.
 
+use super::fixes::{kind_name, suggest_my, suggest_pg};
+use super::ranges::{fit_len, fit_num, int_range, Fit, Len, Num};
 use crate::schema::{my_kind, pg_kind, ValueKind};
 
 /// A Postgres column type as the catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgType {
     /// `format_type(atttypid, atttypmod)`, e.g. `numeric(12,2)`,
-    /// `timestamp(3) without time zone`, `integer[]`.
+    /// `timestamp(3) without time zone`, `text[]` (a domain's base type).
     pub name: String,
     /// `pg_type.typtype`: `b` base, `e` enum, `d` domain, `c` composite, `r` range, ...
     pub typtype: char,
@@ -57,7 +69,7 @@ impl MyType {
             column_type: column_type.to_string(),
             charset: Some(charset.to_string()),
             json_check: false,
-            labels: crate::source::mysql::columns::parse_labels(column_type),
+            labels: crate::codec::my_text::parse_labels(column_type),
         }
     }
 }
@@ -80,23 +92,103 @@ pub fn my_value_kind(t: &MyType) -> ValueKind {
     }
 }
 
-/// Can `pg` and `my` be a column pair? `Err` says why not and what to change.
+/// How the values of each side fit the other side's column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compat {
+    /// Postgres values written into the MySQL column.
+    pub to_mysql: Fit,
+    /// MySQL values written into the Postgres column.
+    pub to_postgres: Fit,
+}
+
+impl Compat {
+    fn exact() -> Compat {
+        Compat { to_mysql: Fit::Exact, to_postgres: Fit::Exact }
+    }
+}
+
+/// Which ways a column's values flow (a column one side computes flows only
+/// from that side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flows {
+    pub to_mysql: bool,
+    pub to_postgres: bool,
+}
+
+impl Flows {
+    pub const BOTH: Flows = Flows { to_mysql: true, to_postgres: true };
+}
+
+/// What `validate` says about a column pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// Accepted; some values of one direction are quarantined (the text says which and how to avoid it).
+    Warn(String),
+    /// Not accepted: the text says why and what to change.
+    Problem(String),
+}
+
+/// Can `pg` and `my` be a two-way column pair? `Err` says why not and what
+/// to change; narrowing with a warning is `Ok`.
 pub fn supported(pg: &PgType, my: &MyType) -> Result<(), String> {
+    match judge(pg, my, Flows::BOTH) {
+        Verdict::Problem(why) => Err(why),
+        Verdict::Ok | Verdict::Warn(_) => Ok(()),
+    }
+}
+
+/// The verdict for a column pair whose values flow as `flows` says.
+pub fn judge(pg: &PgType, my: &MyType, flows: Flows) -> Verdict {
+    let c = match compat(pg, my) {
+        Ok(c) => c,
+        Err(why) => return Verdict::Problem(why),
+    };
+    let fix_my = format!("use {} in MySQL", suggest_my(pg, pg_value_kind(pg)));
+    let fix_pg = format!("use {} in Postgres", suggest_pg(my));
+    let to_my = if flows.to_mysql { c.to_mysql } else { Fit::Exact };
+    let to_pg = if flows.to_postgres { c.to_postgres } else { Fit::Exact };
+    let two_way = flows.to_mysql && flows.to_postgres;
+    match (&to_my, &to_pg) {
+        (Fit::Lossy(why), _) => Verdict::Problem(format!("Postgres values written to MySQL change: {why}; {fix_my} or {fix_pg}")),
+        (_, Fit::Lossy(why)) => Verdict::Problem(format!("MySQL values written to Postgres change: {why}; {fix_pg} or {fix_my}")),
+        (Fit::Narrowing(a), Fit::Narrowing(b)) => Verdict::Problem(format!(
+            "neither type holds every value of the other (Postgres {a} do not fit MySQL, MySQL {b} do not fit Postgres); {fix_my} or {fix_pg}"
+        )),
+        (Fit::Narrowing(a), Fit::Exact) if two_way => Verdict::Warn(format!(
+            "MySQL refuses Postgres {a}: such changes are quarantined; every MySQL value fits Postgres; to replicate them all, {fix_my}"
+        )),
+        (Fit::Exact, Fit::Narrowing(b)) if two_way => Verdict::Warn(format!(
+            "Postgres refuses MySQL {b}: such changes are quarantined; every Postgres value fits MySQL; to replicate them all, {fix_pg}"
+        )),
+        (Fit::Narrowing(a), Fit::Exact) => Verdict::Problem(format!("MySQL refuses Postgres {a}, and values flow only that way; {fix_my}")),
+        (Fit::Exact, Fit::Narrowing(b)) => Verdict::Problem(format!("Postgres refuses MySQL {b}, and values flow only that way; {fix_pg}")),
+        (Fit::Exact, Fit::Exact) => Verdict::Ok,
+    }
+}
+
+/// Things worth knowing about a column pair that needs no action.
+pub fn notes(pg: &PgType, my: &MyType) -> Vec<String> {
+    let mut out = Vec::new();
+    if pg_value_kind(pg) == ValueKind::Timestamp && my_value_kind(my) == ValueKind::TimestampTz {
+        out.push(format!(
+            "MySQL {} is an instant, Postgres {} a wall-clock time: tandem's sessions use UTC, so the Postgres value is the instant's UTC time",
+            my.column_type, pg.name
+        ));
+    }
+    out
+}
+
+/// Each direction's fit; `Err` when the types do not pair at all.
+pub fn compat(pg: &PgType, my: &MyType) -> Result<Compat, String> {
     let pk = pg_value_kind(pg);
     let mk = my_value_kind(my);
     let pg_name = pg.name.as_str();
     let my_name = my.column_type.as_str();
     let pbase = pg_base(pg_name);
     let mbase = my_base(my_name);
-    let unsigned = my_name.to_ascii_lowercase().contains("unsigned");
     if pk == ValueKind::Unsupported {
         return Err(pg_unsupported(pg));
-    }
-    if mbase == "set" {
-        return Err("MySQL SET is not supported: use ENUM (one label) or VARCHAR".into());
-    }
-    if mbase == "year" {
-        return Err("MySQL YEAR is not supported: use SMALLINT in MySQL".into());
     }
     if mbase == "bit" {
         return Err("MySQL BIT is not supported: use VARBINARY/BLOB (bytea) or TINYINT(1) (boolean)".into());
@@ -105,56 +197,72 @@ pub fn supported(pg: &PgType, my: &MyType) -> Result<(), String> {
         return Err(format!("MySQL type {my_name} is not supported: use {}", suggest_my(pg, pk)));
     }
     match (pk, mk) {
-        (ValueKind::Int, ValueKind::Int) => ints(pg_name, &pbase, my_name, &mbase, unsigned),
-        (ValueKind::UInt, ValueKind::UInt) => Ok(()),
-        (ValueKind::Int, ValueKind::UInt) => Err(format!(
-            "MySQL {my_name} holds 0 to 18446744073709551615, Postgres {pg_name} does not: use numeric(20,0) in Postgres"
-        )),
-        (ValueKind::Decimal, ValueKind::UInt) => Err(format!("MySQL {my_name} pairs with numeric(20,0): change Postgres {pg_name} to numeric(20,0)")),
-        (ValueKind::UInt | ValueKind::Decimal, ValueKind::Decimal) => decimals(pg_name, my_name, unsigned),
-        (ValueKind::UInt | ValueKind::Decimal, ValueKind::Int) => Err(format!(
-            "Postgres numeric and MySQL integers differ in range and scale: use DECIMAL{} in MySQL, or {} in Postgres",
-            pg_mods(pg_name).map(|(p, s)| format!("({p},{})", s.unwrap_or(0))).unwrap_or_else(|| "(p,s)".into()),
-            pg_int_for(my_int_class(&mbase, unsigned).unwrap_or(64))
-        )),
-        (ValueKind::Float, ValueKind::Float) => floats(&pbase, my_name, &mbase, unsigned),
-        (ValueKind::Bool, ValueKind::Bool) => Ok(()),
+        (ValueKind::Int | ValueKind::UInt | ValueKind::Decimal, ValueKind::Int | ValueKind::UInt | ValueKind::Decimal | ValueKind::Bool) => numbers(pg, my),
+        (ValueKind::Float, ValueKind::Float) => floats(&pbase, my_name, &mbase),
+        (ValueKind::Bool, ValueKind::Bool) => Ok(Compat::exact()),
         (ValueKind::Bool, _) => Err("Postgres boolean pairs with MySQL TINYINT(1) (BOOLEAN): change the MySQL column to TINYINT(1)".into()),
         (_, ValueKind::Bool) => Err(format!(
-            "MySQL {my_name} is read as boolean: use boolean in Postgres, or TINYINT(4)/SMALLINT in MySQL for numbers"
+            "MySQL {my_name} is read as boolean: use boolean (or an integer type) in Postgres, or TINYINT(4)/SMALLINT in MySQL for numbers"
         )),
         (ValueKind::Text, ValueKind::Text) => texts(pg_name, &pbase, my),
         (ValueKind::Text, ValueKind::Enum) => {
             if pbase == "character" {
-                Err(format!("Postgres {pg_name} pads with spaces: use text or varchar (or an enum type) for a MySQL ENUM"))
-            } else {
-                Ok(())
+                return Err(format!("Postgres {pg_name} pads with spaces: use text or varchar (or an enum type) for a MySQL ENUM"));
             }
+            let longest = my.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
+            Ok(Compat {
+                to_mysql: Fit::Narrowing("texts that are not one of the ENUM's labels".into()),
+                to_postgres: fit_len(Len::Chars(longest), pg_len(pg_name), true),
+            })
         }
         (ValueKind::Enum, ValueKind::Enum) => enums(pg, my),
         (ValueKind::Enum, _) => Err(format!(
             "a Postgres enum pairs with a MySQL ENUM of the same labels: change MySQL {my_name} to ENUM({})",
             quoted_labels(&pg.labels)
         )),
-        (ValueKind::Text, ValueKind::Json) => Err(format!(
-            "MySQL {my_name} is a JSON column (json_valid check): use json or jsonb in Postgres"
+        (ValueKind::Set, ValueKind::Set) => {
+            let longest = my.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
+            let element = pg_name.trim_end().trim_end_matches("[]");
+            Ok(Compat {
+                to_mysql: Fit::Narrowing("arrays that are not distinct labels of the SET in its declared order".into()),
+                to_postgres: match fit_len(Len::Chars(longest), pg_len(element), true) {
+                    Fit::Exact => Fit::Exact,
+                    _ => Fit::Narrowing(format!("SET labels longer than {element} holds")),
+                },
+            })
+        }
+        (_, ValueKind::Set) => Err(format!(
+            "MySQL {my_name} pairs with a Postgres text[] (members in the SET's declared order): change Postgres {pg_name} to text[], or MySQL to VARCHAR"
         )),
-        (ValueKind::Json, ValueKind::Json) => Ok(()),
+        (ValueKind::Set, _) => Err(format!(
+            "Postgres {pg_name} pairs with a MySQL SET of the labels it may hold: change MySQL {my_name} to SET(…), or Postgres to text or json"
+        )),
+        (ValueKind::Text, ValueKind::Json) => Err(format!("MySQL {my_name} is a JSON column (json_valid check): use json or jsonb in Postgres")),
+        (ValueKind::Json, ValueKind::Json) => Ok(Compat::exact()),
         (ValueKind::Json, ValueKind::Text) => Err(format!(
             "MySQL {my_name} is not JSON: declare it JSON (on MariaDB, LONGTEXT with CHECK (json_valid(column)))"
         )),
-        (ValueKind::Uuid, ValueKind::Text) if mbase == "char" && my_len(my_name) == Some(36) => Ok(()),
+        (ValueKind::Uuid, ValueKind::Text) if mbase == "char" && my_len(my_name) == Some(36) => Ok(Compat::exact()),
         (ValueKind::Uuid, _) => Err(format!("Postgres uuid pairs with MySQL CHAR(36): change MySQL {my_name} to CHAR(36)")),
-        (ValueKind::Bytes, ValueKind::Bytes) => Ok(()),
-        (ValueKind::Date, ValueKind::Date) => Ok(()),
-        (ValueKind::Time, ValueKind::Time) => fractions(pg_name, my_name, "TIME"),
-        (ValueKind::Timestamp, ValueKind::Timestamp) => fractions(pg_name, my_name, "DATETIME"),
-        (ValueKind::TimestampTz, ValueKind::Timestamp) => fractions(pg_name, my_name, "DATETIME"),
-        (ValueKind::TimestampTz, ValueKind::TimestampTz) => fractions(pg_name, my_name, "TIMESTAMP"),
-        (ValueKind::Timestamp, ValueKind::TimestampTz) => Err(format!(
-            "MySQL TIMESTAMP is an instant, Postgres {pg_name} a wall-clock time: use DATETIME({}) in MySQL or timestamptz in Postgres",
-            pg_precision(pg_name)
-        )),
+        (ValueKind::Bytes, ValueKind::Bytes) => {
+            let (p, m) = (Len::Unbounded, my_bytes_len(&mbase, my_name));
+            Ok(Compat { to_mysql: fit_len(p, m, false), to_postgres: fit_len(m, p, false) })
+        }
+        (ValueKind::Date, ValueKind::Date) => Ok(Compat::exact()),
+        (ValueKind::Time | ValueKind::Timestamp | ValueKind::TimestampTz, ValueKind::Time | ValueKind::Timestamp | ValueKind::TimestampTz)
+            if (pk == ValueKind::Time) == (mk == ValueKind::Time) =>
+        {
+            let (p, m) = (pg_digits(pg_name), my_digits(my_name));
+            let (to_my_range, to_pg_range) = match mk {
+                ValueKind::Time => (None, Some("times outside 00:00:00 to 24:00:00 (MySQL TIME holds -838:59:59 to 838:59:59)")),
+                ValueKind::TimestampTz => (Some("times outside 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC (MySQL TIMESTAMP's range)"), None),
+                _ => (None, None),
+            };
+            Ok(Compat {
+                to_mysql: fractions(p, m, &format!("Postgres {pg_name}"), &format!("MySQL {my_name}"), to_my_range),
+                to_postgres: fractions(m, p, &format!("MySQL {my_name}"), &format!("Postgres {pg_name}"), to_pg_range),
+            })
+        }
         _ => Err(format!(
             "not a supported type pair ({} vs {}): for Postgres {pg_name} use {} in MySQL",
             kind_name(pk),
@@ -167,105 +275,84 @@ pub fn supported(pg: &PgType, my: &MyType) -> Result<(), String> {
 fn pg_unsupported(pg: &PgType) -> String {
     let name = &pg.name;
     if name.trim_end().ends_with("[]") {
-        return format!("Postgres arrays ({name}) are not supported: use json/jsonb ↔ JSON, or a separate table");
+        return format!("Postgres arrays ({name}) are not supported (only text[] ↔ MySQL SET): use json/jsonb ↔ JSON, or a separate table");
     }
     match pg.typtype {
-        'd' => format!("Postgres domain {name} is not supported: use its base type"),
+        'd' => format!("Postgres domain {name} over an unsupported type: use a supported base type"),
         'c' => format!("Postgres composite type {name} is not supported: use json/jsonb ↔ JSON or separate columns"),
         'r' | 'm' => format!("Postgres range type {name} is not supported: use two columns for the bounds"),
         _ => format!("Postgres type {name} is not supported (see the supported pairs in DESIGN §10)"),
     }
 }
 
-/// Integer pairs: the MySQL type's class (the smallest Postgres integer that
-/// holds all its values) must be the Postgres type.
-fn ints(pg_name: &str, pbase: &str, my_name: &str, mbase: &str, unsigned: bool) -> Result<(), String> {
-    let pg_bits = match pbase {
-        "smallint" => 16,
-        "integer" => 32,
-        _ => 64,
-    };
-    let Some(class) = my_int_class(mbase, unsigned) else {
-        return Err(format!("MySQL {my_name} is not a supported integer type"));
-    };
-    if class == pg_bits {
-        return Ok(());
+/// The values a Postgres numeric type holds.
+fn pg_num(name: &str) -> Num {
+    match pg_base(name).as_str() {
+        "smallint" => int_range(16, false),
+        "integer" => int_range(32, false),
+        "bigint" => int_range(64, false),
+        _ => match pg_mods(name) {
+            Some((p, s)) => Num::Dec { digits: p.saturating_sub(s.unwrap_or(0)), scale: s.unwrap_or(0), unsigned: false },
+            None => Num::Any,
+        },
     }
-    let (narrow, change) = if class < pg_bits {
-        (format!("MySQL {my_name} is narrower than Postgres {pg_name}"), format!("use {} in MySQL or {} in Postgres", my_int_for(pg_bits), pg_int_for(class)))
+}
+
+/// The values a MySQL numeric type holds as a source (YEAR: 0 to 2155).
+fn my_num(name: &str) -> Num {
+    let base = my_base(name);
+    let unsigned = name.to_ascii_lowercase().contains("unsigned");
+    match base.as_str() {
+        "tinyint" => int_range(8, unsigned),
+        "smallint" => int_range(16, unsigned),
+        "mediumint" => int_range(24, unsigned),
+        "int" | "integer" => int_range(32, unsigned),
+        "bigint" => int_range(64, unsigned),
+        "year" => Num::Int { min: 0, max: 2155 },
+        _ => {
+            let m = my_mods(name);
+            let (p, s) = (m.first().copied().unwrap_or(10), m.get(1).copied().unwrap_or(0));
+            Num::Dec { digits: p.saturating_sub(s), scale: s, unsigned }
+        }
+    }
+}
+
+/// Integers and exact decimals of any width on either side.
+fn numbers(pg: &PgType, my: &MyType) -> Result<Compat, String> {
+    let (p, m) = (pg_num(&pg.name), my_num(&my.column_type));
+    let to_mysql = if my_base(&my.column_type) == "year" {
+        match fit_num(p, Num::Int { min: 0, max: 0 }) {
+            Fit::Lossy(why) => Fit::Lossy(why),
+            _ => Fit::Narrowing("numbers other than 0 and 1901 to 2155 (MySQL YEAR's range)".into()),
+        }
     } else {
-        (format!("Postgres {pg_name} is narrower than MySQL {my_name}"), format!("use {} in Postgres or {} in MySQL", pg_int_for(class), my_int_for(pg_bits)))
+        fit_num(p, m)
     };
-    Err(format!("{narrow}: values from the other side may not fit; {change}"))
+    Ok(Compat { to_mysql, to_postgres: fit_num(m, p) })
 }
 
-/// Smallest Postgres integer width (16/32/64) holding every value of a MySQL integer type.
-fn my_int_class(mbase: &str, unsigned: bool) -> Option<u32> {
-    let bits = match mbase {
-        "tinyint" => 8,
-        "smallint" => 16,
-        "mediumint" => 24,
-        "int" | "integer" => 32,
-        "bigint" => 64,
-        _ => return None,
-    };
-    let needed = if unsigned { bits + 1 } else { bits };
-    Some(match needed {
-        n if n <= 16 => 16,
-        n if n <= 32 => 32,
-        _ => 64,
-    })
-}
-
-fn pg_int_for(bits: u32) -> &'static str {
-    match bits {
-        16 => "smallint",
-        32 => "integer",
-        _ => "bigint",
-    }
-}
-
-fn my_int_for(bits: u32) -> &'static str {
-    match bits {
-        16 => "SMALLINT",
-        32 => "INT",
-        _ => "BIGINT",
-    }
-}
-
-fn decimals(pg_name: &str, my_name: &str, unsigned: bool) -> Result<(), String> {
-    let my = my_mods(my_name);
-    let (mp, ms) = (my.first().copied().unwrap_or(10), my.get(1).copied().unwrap_or(0));
-    let Some((pp, ps)) = pg_mods(pg_name) else {
-        return Err(format!("Postgres numeric without precision holds values MySQL {my_name} cannot: declare numeric({mp},{ms})"));
-    };
-    let ps = ps.unwrap_or(0);
-    if (pp, ps) != (mp, ms) {
-        return Err(format!(
-            "precision and scale differ: Postgres numeric({pp},{ps}) vs MySQL DECIMAL({mp},{ms}); declare the same on both sides"
-        ));
-    }
-    if unsigned {
-        return Err(format!("MySQL {my_name} is UNSIGNED: negative values from Postgres do not fit; drop UNSIGNED"));
-    }
-    Ok(())
-}
-
-fn floats(pbase: &str, my_name: &str, mbase: &str, unsigned: bool) -> Result<(), String> {
+fn floats(pbase: &str, my_name: &str, mbase: &str) -> Result<Compat, String> {
     if !my_mods(my_name).is_empty() {
         return Err(format!("MySQL {my_name} rounds to fixed digits: declare it {} without (M,D)", mbase.to_ascii_uppercase()));
     }
-    if unsigned {
-        return Err(format!("MySQL {my_name} is UNSIGNED: negative values from Postgres do not fit; drop UNSIGNED"));
+    let pg_single = pbase == "real";
+    let my_single = mbase == "float";
+    let narrow = |single: bool, into: &str| {
+        if single {
+            Fit::Exact
+        } else {
+            Fit::Lossy(format!("double-precision values would be rounded to single precision ({into})"))
+        }
+    };
+    let mut to_mysql = if my_single { narrow(pg_single, my_name) } else { Fit::Exact };
+    let to_postgres = if pg_single { narrow(my_single, pbase) } else { Fit::Exact };
+    if to_mysql == Fit::Exact && my_name.to_ascii_lowercase().contains("unsigned") {
+        to_mysql = Fit::Narrowing("negative numbers (MySQL UNSIGNED)".into());
     }
-    match (pbase, mbase) {
-        ("real", "float") | ("double precision", "double" | "real") => Ok(()),
-        ("real", _) => Err(format!("Postgres real (4 bytes) vs MySQL {my_name} (8 bytes): use FLOAT in MySQL or double precision in Postgres")),
-        _ => Err(format!("Postgres double precision (8 bytes) vs MySQL {my_name} (4 bytes): use DOUBLE in MySQL or real in Postgres")),
-    }
+    Ok(Compat { to_mysql, to_postgres })
 }
 
-fn texts(pg_name: &str, pbase: &str, my: &MyType) -> Result<(), String> {
+fn texts(pg_name: &str, pbase: &str, my: &MyType) -> Result<Compat, String> {
     let my_name = my.column_type.as_str();
     let mbase = my_base(my_name);
     match (pbase == "character", mbase == "char") {
@@ -278,12 +365,12 @@ fn texts(pg_name: &str, pbase: &str, my: &MyType) -> Result<(), String> {
         (true, false) => {
             return Err(format!("Postgres {pg_name} pads with spaces, MySQL {my_name} keeps them: use CHAR(n) in MySQL or varchar/text in Postgres"))
         }
-        (false, true) => {
-            return Err(format!("MySQL {my_name} drops trailing spaces: use VARCHAR in MySQL or character(n) in Postgres"))
-        }
+        (false, true) => return Err(format!("MySQL {my_name} drops trailing spaces: use VARCHAR in MySQL or character(n) in Postgres")),
         (false, false) => {}
     }
-    charset(my)
+    charset(my)?;
+    let (p, m) = (pg_len(pg_name), my_text_len(&mbase, my_name));
+    Ok(Compat { to_mysql: fit_len(p, m, true), to_postgres: fit_len(m, p, true) })
 }
 
 /// Text from Postgres is any Unicode: the MySQL column must be utf8mb4.
@@ -304,65 +391,98 @@ fn charset(my: &MyType) -> Result<(), String> {
     ))
 }
 
-fn enums(pg: &PgType, my: &MyType) -> Result<(), String> {
+/// The length a Postgres character type holds (`character(n)`, `varchar(n)` in characters).
+fn pg_len(pg_name: &str) -> Len {
+    match (pg_base(pg_name).as_str(), pg_mods(pg_name)) {
+        ("character varying" | "character", Some((n, _))) => Len::Chars(u64::from(n)),
+        ("character", None) => Len::Chars(1),
+        _ => Len::Unbounded,
+    }
+}
+
+fn my_text_len(mbase: &str, my_name: &str) -> Len {
+    match mbase {
+        "char" | "varchar" => Len::Chars(u64::from(my_len(my_name).unwrap_or(1))),
+        "tinytext" => Len::Bytes(255),
+        "text" => Len::Bytes(65_535),
+        "mediumtext" => Len::Bytes(16_777_215),
+        _ => Len::Unbounded,
+    }
+}
+
+fn my_bytes_len(mbase: &str, my_name: &str) -> Len {
+    match mbase {
+        "binary" | "varbinary" => Len::Bytes(u64::from(my_len(my_name).unwrap_or(1))),
+        "tinyblob" => Len::Bytes(255),
+        "blob" => Len::Bytes(65_535),
+        "mediumblob" => Len::Bytes(16_777_215),
+        _ => Len::Unbounded,
+    }
+}
+
+fn enums(pg: &PgType, my: &MyType) -> Result<Compat, String> {
     if my_base(&my.column_type) != "enum" {
         return Err(format!("MySQL {} is not an ENUM", my.column_type));
     }
     let only_pg: Vec<&String> = pg.labels.iter().filter(|l| !my.labels.contains(l)).collect();
     let only_my: Vec<&String> = my.labels.iter().filter(|m| !pg.labels.contains(m)).collect();
-    if only_pg.is_empty() && only_my.is_empty() {
-        return Ok(());
-    }
     let list = |v: &[&String]| v.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", ");
-    let mut parts = Vec::new();
-    if !only_pg.is_empty() {
-        parts.push(format!("only in Postgres: {}", list(&only_pg)));
+    if !only_pg.is_empty() && !only_my.is_empty() {
+        return Err(format!(
+            "enum labels differ (only in Postgres: {}; only in MySQL: {}): give both types the same labels",
+            list(&only_pg),
+            list(&only_my)
+        ));
     }
-    if !only_my.is_empty() {
-        parts.push(format!("only in MySQL: {}", list(&only_my)));
-    }
-    Err(format!("enum labels differ ({}): give both types the same labels", parts.join("; ")))
+    let fit = |only: &[&String]| if only.is_empty() { Fit::Exact } else { Fit::Narrowing(format!("labels {}", list(only))) };
+    Ok(Compat { to_mysql: fit(&only_pg), to_postgres: fit(&only_my) })
 }
 
-fn quoted_labels(labels: &[String]) -> String {
+pub(super) fn quoted_labels(labels: &[String]) -> String {
     labels.iter().map(|l| format!("'{}'", l.replace('\'', "''"))).collect::<Vec<_>>().join(",")
 }
 
-/// Fractional-second digits must be equal: either side would round the other's values.
-fn fractions(pg_name: &str, my_name: &str, my_type: &str) -> Result<(), String> {
-    let p = pg_precision(pg_name);
-    let f = my_mods(my_name).first().copied().unwrap_or(0);
-    if p == f {
-        return Ok(());
-    }
-    Err(format!(
-        "fractional seconds differ: Postgres keeps {p} digits, MySQL {my_name} keeps {f}, so values would be rounded; declare {my_type}({p}) in MySQL (or precision {f} in Postgres)"
-    ))
+/// Fraction digits of a Postgres time type (6 when not declared).
+pub(super) fn pg_digits(name: &str) -> u32 {
+    pg_mods(name).map(|(p, _)| p).unwrap_or(6)
 }
 
-/// Postgres time/timestamp precision (6 when not declared).
-fn pg_precision(pg_name: &str) -> u32 {
-    pg_mods(pg_name).map(|(p, _)| p).unwrap_or(6)
+/// Fraction digits of a MySQL time type (0 when not declared).
+pub(super) fn my_digits(name: &str) -> u32 {
+    my_mods(name).first().copied().unwrap_or(0)
+}
+
+/// Writing values with `s` fraction digits into a type keeping `d`: more
+/// digits are rounded (lossy); `range` names the values the destination
+/// refuses, if any.
+fn fractions(s: u32, d: u32, src: &str, dst: &str, range: Option<&str>) -> Fit {
+    if s > d {
+        return Fit::Lossy(format!("fractional seconds differ: {src} keeps {s} digits, {dst} keeps {d}, so values would be rounded"));
+    }
+    match range {
+        Some(r) => Fit::Narrowing(r.to_string()),
+        None => Fit::Exact,
+    }
 }
 
 /// The Postgres type name without modifiers, whitespace collapsed.
-fn pg_base(ty: &str) -> String {
+pub(super) fn pg_base(ty: &str) -> String {
     crate::sql::pg::base_type(ty)
 }
 
 /// `(p, s)` of the first parenthesised modifier of a Postgres type.
-fn pg_mods(ty: &str) -> Option<(u32, Option<u32>)> {
+pub(super) fn pg_mods(ty: &str) -> Option<(u32, Option<u32>)> {
     let nums = paren_numbers(ty);
     nums.first().map(|&p| (p, nums.get(1).copied()))
 }
 
 /// Lower-case MySQL base type: `bigint(20) unsigned` → `bigint`.
-fn my_base(ct: &str) -> String {
+pub(super) fn my_base(ct: &str) -> String {
     ct.to_ascii_lowercase().split(['(', ' ']).next().unwrap_or("").to_string()
 }
 
 /// Numbers in the first parentheses of a MySQL type (not for enum/set).
-fn my_mods(ct: &str) -> Vec<u32> {
+pub(super) fn my_mods(ct: &str) -> Vec<u32> {
     let base = my_base(ct);
     if base == "enum" || base == "set" {
         return Vec::new();
@@ -370,7 +490,7 @@ fn my_mods(ct: &str) -> Vec<u32> {
     paren_numbers(ct)
 }
 
-fn my_len(ct: &str) -> Option<u32> {
+pub(super) fn my_len(ct: &str) -> Option<u32> {
     my_mods(ct).first().copied()
 }
 
@@ -382,214 +502,6 @@ fn paren_numbers(ty: &str) -> Vec<u32> {
     ty[a + 1..b].split(',').filter_map(|n| n.trim().parse().ok()).collect()
 }
 
-fn kind_name(k: ValueKind) -> &'static str {
-    match k {
-        ValueKind::Bool => "boolean",
-        ValueKind::Int => "integer",
-        ValueKind::UInt => "unsigned 64-bit integer",
-        ValueKind::Decimal => "decimal",
-        ValueKind::Float => "floating point",
-        ValueKind::Text => "text",
-        ValueKind::Bytes => "binary",
-        ValueKind::Date => "date",
-        ValueKind::Time => "time",
-        ValueKind::Timestamp => "timestamp without time zone",
-        ValueKind::TimestampTz => "timestamp with time zone",
-        ValueKind::Json => "JSON",
-        ValueKind::Uuid => "uuid",
-        ValueKind::Enum => "enum",
-        ValueKind::Unsupported => "unsupported",
-    }
-}
-
-/// The MySQL type that pairs with a Postgres type.
-fn suggest_my(pg: &PgType, pk: ValueKind) -> String {
-    let name = pg.name.as_str();
-    match pk {
-        ValueKind::Bool => "TINYINT(1)".into(),
-        ValueKind::Int => match pg_base(name).as_str() {
-            "smallint" => "SMALLINT".into(),
-            "integer" => "INT".into(),
-            _ => "BIGINT".into(),
-        },
-        ValueKind::UInt => "BIGINT UNSIGNED".into(),
-        ValueKind::Decimal => match pg_mods(name) {
-            Some((p, s)) => format!("DECIMAL({p},{})", s.unwrap_or(0)),
-            None => "DECIMAL(p,s) (and numeric(p,s) in Postgres)".into(),
-        },
-        ValueKind::Float => {
-            if pg_base(name) == "real" { "FLOAT".into() } else { "DOUBLE".into() }
-        }
-        ValueKind::Text => match pg_base(name).as_str() {
-            "character" => format!("CHAR({}) CHARACTER SET utf8mb4", pg_mods(name).map(|(p, _)| p).unwrap_or(1)),
-            "character varying" => match pg_mods(name) {
-                Some((n, _)) => format!("VARCHAR({n}) CHARACTER SET utf8mb4"),
-                None => "TEXT CHARACTER SET utf8mb4".into(),
-            },
-            _ => "TEXT (or VARCHAR) CHARACTER SET utf8mb4".into(),
-        },
-        ValueKind::Bytes => "BLOB/VARBINARY".into(),
-        ValueKind::Date => "DATE".into(),
-        ValueKind::Time => format!("TIME({})", pg_precision(name)),
-        ValueKind::Timestamp => format!("DATETIME({})", pg_precision(name)),
-        ValueKind::TimestampTz => format!("DATETIME({0}) or TIMESTAMP({0})", pg_precision(name)),
-        ValueKind::Json => "JSON".into(),
-        ValueKind::Uuid => "CHAR(36)".into(),
-        ValueKind::Enum => format!("ENUM({})", quoted_labels(&pg.labels)),
-        ValueKind::Unsupported => "a supported type".into(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ok(pg: &str, my: &str) {
-        let my_t = if ["char", "varchar", "text", "tinytext", "mediumtext", "longtext", "enum"].contains(&my_base(my).as_str()) {
-            MyType::text(my, "utf8mb4")
-        } else {
-            MyType::plain(my)
-        };
-        assert_eq!(supported(&PgType::base(pg), &my_t), Ok(()), "{pg} ↔ {my}");
-    }
-
-    fn bad(pg: &str, my: &str, needle: &str) {
-        let my_t = if ["char", "varchar", "text", "tinytext", "mediumtext", "longtext", "enum"].contains(&my_base(my).as_str()) {
-            MyType::text(my, "utf8mb4")
-        } else {
-            MyType::plain(my)
-        };
-        match supported(&PgType::base(pg), &my_t) {
-            Ok(()) => panic!("{pg} ↔ {my} should be rejected"),
-            Err(e) => assert!(e.contains(needle), "{pg} ↔ {my}: {e:?} should mention {needle:?}"),
-        }
-    }
-
-    #[test]
-    fn the_design_pairs_are_supported() {
-        for (pg, my) in [
-            ("smallint", "smallint(6)"),
-            ("smallint", "tinyint(4)"),
-            ("smallint", "tinyint(3) unsigned"),
-            ("integer", "int(11)"),
-            ("integer", "mediumint(9)"),
-            ("integer", "smallint(5) unsigned"),
-            ("bigint", "bigint(20)"),
-            ("bigint", "int(10) unsigned"),
-            ("numeric(20,0)", "bigint(20) unsigned"),
-            ("numeric(12,2)", "decimal(12,2)"),
-            ("numeric(20,0)", "decimal(20,0)"),
-            ("real", "float"),
-            ("double precision", "double"),
-            ("boolean", "tinyint(1)"),
-            ("text", "text"),
-            ("text", "longtext"),
-            ("character varying(64)", "varchar(64)"),
-            ("text", "varchar(255)"),
-            ("character(3)", "char(3)"),
-            ("bytea", "blob"),
-            ("bytea", "varbinary(16)"),
-            ("bytea", "binary(16)"),
-            ("date", "date"),
-            ("time without time zone", "time(6)"),
-            ("time(0) without time zone", "time"),
-            ("timestamp without time zone", "datetime(6)"),
-            ("timestamp(3) without time zone", "datetime(3)"),
-            ("timestamp with time zone", "timestamp(6)"),
-            ("timestamp(0) with time zone", "datetime"),
-            ("json", "json"),
-            ("jsonb", "json"),
-            ("uuid", "char(36)"),
-            ("text", "enum('a','b')"),
-            ("character varying(8)", "enum('a','b')"),
-        ] {
-            ok(pg, my);
-        }
-    }
-
-    #[test]
-    fn mariadb_json_is_a_checked_longtext() {
-        let checked = MyType { json_check: true, ..MyType::text("longtext", "utf8mb4") };
-        assert_eq!(supported(&PgType::base("jsonb"), &checked), Ok(()));
-        let plain = MyType::text("longtext", "utf8mb4");
-        assert!(supported(&PgType::base("jsonb"), &plain).unwrap_err().contains("JSON"));
-        assert!(supported(&PgType::base("text"), &checked).unwrap_err().contains("json"));
-    }
-
-    #[test]
-    fn postgres_enums_need_the_same_labels() {
-        let pg = PgType { name: "mood".into(), typtype: 'e', labels: vec!["happy".into(), "sad".into()] };
-        assert_eq!(supported(&pg, &MyType::text("enum('happy','sad')", "utf8mb4")), Ok(()));
-        let e = supported(&pg, &MyType::text("enum('happy','ok')", "utf8mb4")).unwrap_err();
-        assert!(e.contains("only in Postgres: 'sad'") && e.contains("only in MySQL: 'ok'"), "{e}");
-        assert!(supported(&pg, &MyType::text("varchar(10)", "utf8mb4")).unwrap_err().contains("ENUM('happy','sad')"));
-        // Labels compare exactly: the MySQL ones are read as stored, so a `?`
-        // (how MariaDB prints an emoji in COLUMN_TYPE) is a different label.
-        let emoji = PgType { name: "mood".into(), typtype: 'e', labels: vec!["😀 joy".into(), "it's".into()] };
-        assert_eq!(supported(&emoji, &MyType::text("enum('😀 joy','it''s')", "utf8mb4")), Ok(()));
-        let printed = supported(&emoji, &MyType::text("enum('? joy','it''s')", "utf8mb4")).unwrap_err();
-        assert!(printed.contains("only in Postgres: '😀 joy'") && printed.contains("only in MySQL: '? joy'"), "{printed}");
-        // pg_kind alone cannot see an enum by its name.
-        assert_eq!(pg_kind("mood"), ValueKind::Unsupported);
-        assert_eq!(pg_value_kind(&pg), ValueKind::Enum);
-    }
-
-    #[test]
-    fn narrower_integers_are_rejected_both_ways() {
-        bad("bigint", "int(11)", "MySQL int(11) is narrower than Postgres bigint");
-        bad("integer", "smallint(6)", "narrower");
-        bad("smallint", "int(11)", "Postgres smallint is narrower");
-        bad("integer", "bigint(20)", "use bigint in Postgres");
-        bad("integer", "int(10) unsigned", "Postgres integer is narrower");
-        bad("bigint", "bigint(20) unsigned", "numeric(20,0)");
-        bad("smallint", "year(4)", "YEAR");
-    }
-
-    #[test]
-    fn precision_scale_and_fractions_must_match() {
-        bad("numeric(12,2)", "decimal(12,3)", "precision and scale differ");
-        bad("numeric", "decimal(10,0)", "without precision");
-        bad("numeric(12,2)", "decimal(12,2) unsigned", "UNSIGNED");
-        bad("numeric(10,0)", "bigint(20) unsigned", "numeric(20,0)");
-        bad("timestamp without time zone", "datetime", "fractional seconds");
-        bad("time without time zone", "time", "TIME(6)");
-        bad("timestamp with time zone", "timestamp(3)", "fractional seconds");
-        bad("timestamp without time zone", "timestamp(6)", "DATETIME(6)");
-        bad("real", "double", "FLOAT");
-        bad("double precision", "float", "DOUBLE");
-        bad("double precision", "double(10,2)", "without (M,D)");
-    }
-
-    #[test]
-    fn other_pairs_name_what_to_change() {
-        bad("integer[]", "text", "arrays");
-        bad("text", "int(11)", "TEXT");
-        bad("integer", "varchar(10)", "INT");
-        bad("boolean", "tinyint(4)", "TINYINT(1)");
-        bad("smallint", "tinyint(1)", "boolean");
-        bad("uuid", "varchar(36)", "CHAR(36)");
-        bad("uuid", "binary(16)", "CHAR(36)");
-        bad("character(3)", "varchar(3)", "pads");
-        bad("text", "char(3)", "trailing spaces");
-        bad("character(3)", "char(4)", "lengths differ");
-        bad("interval", "time", "interval");
-        bad("text", "set('a')", "SET");
-        bad("bytea", "bit(8)", "BIT");
-        bad("text", "geometry", "geometry");
-        bad("character(2)", "enum('a','b')", "pads");
-        bad("date", "datetime", "not a supported type pair");
-        assert!(supported(&PgType { name: "posint".into(), typtype: 'd', labels: vec![] }, &MyType::plain("int(11)"))
-            .unwrap_err()
-            .contains("domain"));
-    }
-
-    #[test]
-    fn mysql_text_must_be_utf8mb4() {
-        let latin = MyType::text("varchar(10)", "latin1");
-        assert!(supported(&PgType::base("text"), &latin).unwrap_err().contains("latin1"));
-        let mb3 = MyType::text("text", "utf8mb3");
-        assert!(supported(&PgType::base("text"), &mb3).unwrap_err().contains("4-byte"));
-        // A uuid is ASCII: any charset holds it.
-        assert_eq!(supported(&PgType::base("uuid"), &MyType::text("char(36)", "latin1")), Ok(()));
-    }
-}
+#[path = "types_tests.rs"]
+mod tests;

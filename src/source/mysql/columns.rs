@@ -136,51 +136,7 @@ pub fn codec_for(data_type: &str, column_type: &str, charset: Option<&str>, json
     }
 }
 
-/// Labels of `enum('a','b''c','d\\e')` / `set(...)` as information_schema
-/// prints them: quotes doubled; backslash, newline, carriage return and NUL
-/// escaped as `\\`, `\n`, `\r`, `\0`; commas and parentheses inside quotes
-/// are label text. Characters MariaDB could not print are `?` (see `labels`).
-pub fn parse_labels(column_type: &str) -> Vec<String> {
-    let body = match (column_type.find('('), column_type.rfind(')')) {
-        (Some(a), Some(b)) if a < b => &column_type[a + 1..b],
-        _ => return Vec::new(),
-    };
-    let mut labels = Vec::new();
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\'' {
-            continue; // separators
-        }
-        let mut label = String::new();
-        let mut closed = false;
-        while let Some(c) = chars.next() {
-            match c {
-                '\'' if chars.peek() == Some(&'\'') => {
-                    chars.next();
-                    label.push('\'');
-                }
-                '\'' => {
-                    closed = true;
-                    break;
-                }
-                '\\' => match chars.next() {
-                    Some('n') => label.push('\n'),
-                    Some('r') => label.push('\r'),
-                    Some('t') => label.push('\t'),
-                    Some('Z') => label.push('\x1a'),
-                    Some('0') => label.push('\0'),
-                    Some(other) => label.push(other),
-                    None => label.push('\\'),
-                },
-                other => label.push(other),
-            }
-        }
-        if closed {
-            labels.push(label);
-        }
-    }
-    labels
-}
+pub use crate::codec::my_text::parse_labels;
 
 /// `true` when a CHECK clause is exactly `json_valid(`col`)`.
 fn is_json_check(clause: &str, column: &str) -> bool {

@@ -398,6 +398,12 @@ impl Normalizer {
                 columns.push(None);
                 continue;
             }
+            // A domain column arrives under the domain's OID: decode it as its
+            // base type, which the pair schema names (`schema::introspect::pg_domain`).
+            let oid = match oid_kind(oid) {
+                None => crate::codec::pg_text::builtin_oid(&col.pg_type).unwrap_or(oid),
+                Some(_) => oid,
+            };
             columns.push(Some((i, oid)));
         }
         for c in &rel.columns {

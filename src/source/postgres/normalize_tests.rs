@@ -28,6 +28,7 @@ fn col(name: &str, pg_name: &str, kind: ValueKind) -> ColumnSchema {
         pg_generated: false,
         pg_identity_always: false,
         my_generated: false,
+        my_on_update: false,
     }
 }
 
