@@ -280,6 +280,13 @@ impl Destination for MysqlDest {
     }
 
     async fn rollback_to(&mut self, name: &str) -> Result<()> {
+        // Not sent yet (a statement failed to render before anything went
+        // out): drop what follows it; what precedes it still has to be sent.
+        let unsent = format!("SAVEPOINT {name};\n");
+        if let Some(at) = self.pending.rfind(&unsent) {
+            self.pending.truncate(at + unsent.len());
+            return Ok(());
+        }
         self.pending.clear();
         self.send(&format!("ROLLBACK TO SAVEPOINT {name}")).await
     }

@@ -36,3 +36,5 @@ mod passwords;
 mod validate_offline;
 mod bulk;
 mod observability;
+mod type_ranges;
+mod triggers;

@@ -11,7 +11,10 @@
 //! schema), `mysql` (binlog settings, server ids, GTID settings, the
 //! account's grants, state database), `pairs` (tables, keys, mapped columns,
 //! generated columns, table privileges, and every column's type pair), with
-//! `types::supported` (DESIGN.md §10) and `grants` (SHOW GRANTS parsing).
+//! `types::judge` (DESIGN.md §10, by value range: `ranges`, `fixes`) and
+//! `grants` (SHOW GRANTS parsing); `sessions` (what the apply sessions do
+//! about destination triggers and foreign keys, and the triggers of every
+//! mapped table).
 //! A check whose query fails is itself reported as a problem, so one denied
 //! catalog read never hides the other findings. `offline` (`--offline`)
 //! checks the config and its files without connecting.
@@ -23,6 +26,7 @@ pub mod offline;
 mod pairs;
 mod postgres;
 pub mod ranges;
+mod sessions;
 pub mod types;
 
 pub use types::{supported, MyType, PgType};
@@ -110,6 +114,7 @@ pub async fn report(cfg: &crate::config::Config) -> Result<Report, String> {
     let pg_facts = postgres::check(&pg, cfg, &mut report).await;
     let my_facts = mysql::check(&mut my, cfg, &pg_facts, &mut report).await;
     pairs::check(cfg, &pg, &mut my, &pg_facts, &my_facts, &mut report).await;
+    sessions::check(cfg, &pg, &mut my, &mut report).await;
     let _ = my.disconnect().await;
     Ok(report)
 }
