@@ -107,6 +107,9 @@ impl<A: BatchApplier> BatchApplier for Bounded<'_, A> {
     fn pair_key(&self, pair: usize) -> Option<Vec<usize>> {
         self.inner.pair_key(pair)
     }
+    fn destination_outcomes(&mut self) -> Vec<Change> {
+        self.inner.destination_outcomes()
+    }
     async fn apply_chunk(&mut self, job: &ChunkJob) -> Result<ChunkOutcome> {
         let what = self.what("backfill chunk merge");
         bounded(self.clock, &what, self.write, self.inner.apply_chunk(job)).await
