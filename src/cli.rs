@@ -327,7 +327,8 @@ async fn init(path: &Path) -> ExitCode {
 }
 
 /// `tandem backfill`: progress on stderr, one result line per pair on
-/// stdout as each pair ends; 0 done, 2 error.
+/// stdout as each pair ends; 0 done, 2 error (also when any pair failed:
+/// the others were still copied).
 async fn backfill(path: &Path, opts: &ops::backfill::copy::BackfillOptions) -> ExitCode {
     let cfg = match load(path, "tandem") {
         Ok(c) => c,
@@ -336,6 +337,11 @@ async fn backfill(path: &Path, opts: &ops::backfill::copy::BackfillOptions) -> E
     let mut print = |line: &str| println!("{line}");
     let mut console = ops::backfill::display::Console::new(&mut print);
     match ops::backfill::copy::backfill(&cfg, opts, &mut console).await {
+        Ok(results) if results.iter().any(|r| r.failed.is_some()) => {
+            let failed: Vec<&str> = results.iter().filter(|r| r.failed.is_some()).map(|r| r.pair.as_str()).collect();
+            eprintln!("tandem backfill: {} of {} pairs failed: {}", failed.len(), results.len(), failed.join(", "));
+            ExitCode::from(2)
+        }
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail("tandem backfill", e),
     }

@@ -45,6 +45,19 @@ impl Trigger {
     }
 }
 
+/// May this Postgres session's role set `session_replication_role =
+/// replica` (as tandem's apply sessions try to)? Tried, then reset.
+pub async fn pg_may_run_as_replica(client: &tokio_postgres::Client) -> Result<bool, tokio_postgres::Error> {
+    match client.batch_execute("SET session_replication_role = replica").await {
+        Ok(()) => {
+            client.batch_execute("RESET session_replication_role").await?;
+            Ok(true)
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The user triggers on a Postgres table.
 pub async fn pg_triggers(client: &tokio_postgres::Client, t: &TableName) -> Result<Vec<Trigger>, tokio_postgres::Error> {
     let rows = client

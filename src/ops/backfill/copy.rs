@@ -72,6 +72,15 @@ pub struct PairResult {
     pub seconds: f64,
     /// Why the pair was not copied (`--all` skips non-empty destinations).
     pub skipped: Option<String>,
+    /// Why copying the pair failed (the other pairs were still copied).
+    pub failed: Option<String>,
+}
+
+impl PairResult {
+    /// A pair that was not copied because of `error`.
+    pub fn failed(pair: &str, error: String) -> PairResult {
+        PairResult { pair: pair.to_string(), rows: 0, resumed_at: 0, chunks: 0, seconds: 0.0, skipped: None, failed: Some(error) }
+    }
 }
 
 /// Receives progress: `display::Console` draws a bar on a TTY (log lines
@@ -91,7 +100,11 @@ impl Report for Silent {
     fn finish(&mut self, _: &PairResult) {}
 }
 
-/// Runs the backfill of the selected pairs, one after the other.
+/// Runs the backfill of the selected pairs, one after the other. A pair
+/// that fails is reported (`PairResult::failed`) and the others go on; with
+/// `--all` into a Postgres that checks foreign keys on the pipeline's writes,
+/// parents are copied before children and pairs in a cycle are not copied
+/// (`order`). `Err` only when nothing could be copied at all.
 pub async fn backfill(cfg: &Config, opts: &BackfillOptions, report: &mut dyn Report) -> Result<Vec<PairResult>> {
     let mut pg = PgSide::connect(cfg).await?;
     let mut my = MySide::connect(cfg).await?;
@@ -128,16 +141,63 @@ pub async fn backfill(cfg: &Config, opts: &BackfillOptions, report: &mut dyn Rep
     }
     let (pg_state, my_state) = (PgPipelineState::new(cfg), MyPipelineState::new(cfg));
     let mut results = Vec::new();
+    let (selected, stuck) = ordered(&pg.client, opts, selected).await?;
+    for (schema, cycle) in stuck {
+        let result = PairResult::failed(&schema.name, cycle);
+        report.finish(&result);
+        results.push(result);
+    }
     for schema in selected {
         let ctx = Ctx { cfg, opts, schema, pg_state: &pg_state, my_state: &my_state };
-        let result = match opts.from {
-            Side::Postgres => copy_pair(&ctx, &mut pg, &mut my, report).await?,
-            Side::Mysql => copy_pair(&ctx, &mut my, &mut pg, report).await?,
+        let copied = match opts.from {
+            Side::Postgres => copy_pair(&ctx, &mut pg, &mut my, report).await,
+            Side::Mysql => copy_pair(&ctx, &mut my, &mut pg, report).await,
         };
+        let result = copied.unwrap_or_else(|e| {
+            tracing::error!(pair = %schema.name, error = %e, "backfill of the pair failed; the other pairs go on");
+            PairResult::failed(&schema.name, e.to_string())
+        });
         report.finish(&result);
         results.push(result);
     }
     Ok(results)
+}
+
+/// The pairs in the order to copy them, and those that cannot be copied
+/// (with why): parents first where the Postgres destination checks foreign
+/// keys on the pipeline's writes, else as selected.
+async fn ordered<'a>(
+    pg: &tokio_postgres::Client,
+    opts: &BackfillOptions,
+    selected: Vec<&'a PairSchema>,
+) -> Result<(Vec<&'a PairSchema>, Vec<(&'a PairSchema, String)>)> {
+    if opts.from != Side::Mysql || crate::schema::triggers::pg_may_run_as_replica(pg).await? {
+        return Ok((selected, Vec::new()));
+    }
+    let fks = super::order::pg_foreign_keys(pg).await?;
+    let index = |t: &crate::config::TableName| selected.iter().position(|s| s.pg_table == *t);
+    let edges: Vec<(usize, usize)> = fks.iter().filter_map(|(child, parent)| Some((index(child)?, index(parent)?))).collect();
+    let nodes: Vec<usize> = (0..selected.len()).collect();
+    let (order, stuck) = super::order::order(&nodes, &edges);
+    let names = |v: &[usize]| v.iter().map(|&i| selected[i].name.clone()).collect::<Vec<_>>().join(" → ");
+    let stuck = stuck
+        .into_iter()
+        .map(|(n, cycle)| {
+            let mut around = cycle.clone();
+            around.extend(cycle.first());
+            (
+                selected[n],
+                format!(
+                    "foreign keys between the Postgres tables form a cycle ({}) and the Postgres role may not run tandem's sessions with                      session_replication_role = replica, so no copy order satisfies them: GRANT SET ON PARAMETER session_replication_role                      TO the role (PG 15+; then restart tandem run), or make one of the foreign keys DEFERRABLE INITIALLY DEFERRED",
+                    names(&around)
+                ),
+            )
+        })
+        .collect();
+    if !edges.is_empty() {
+        tracing::info!(order = %names(&order), "foreign keys are checked on the pipeline's Postgres writes: parents are copied first");
+    }
+    Ok((order.into_iter().map(|i| selected[i]).collect(), stuck))
 }
 
 struct Ctx<'a> {
@@ -306,7 +366,7 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
         let sql = dest_sql.chunk_sql(&mut b, None, 1);
         let any = dst.rows(&sql, b.values).await?;
         if !any.is_empty() {
-            return Ok(PairResult { pair: s.name.clone(), rows: 0, resumed_at: 0, chunks: 0, seconds: 0.0, skipped: Some("the destination table is not empty".into()) });
+            return Ok(PairResult { pair: s.name.clone(), rows: 0, resumed_at: 0, chunks: 0, seconds: 0.0, skipped: Some("the destination table is not empty".into()), failed: None });
         }
     }
     let total: u64 = src.rows(&src_sql.count_sql(), vec![]).await?.first().and_then(|r| r[0].as_deref()).and_then(|t| t.parse().ok()).unwrap_or(0);
@@ -416,5 +476,5 @@ async fn copy_pair<S: TextQuery, D: TextQuery + Load>(ctx: &Ctx<'_>, src: &mut S
         read_s = t_read.as_secs_f64(), stage_s = t_stage.as_secs_f64(), wait_s = t_wait.as_secs_f64(),
         "backfill done"
     );
-    Ok(PairResult { pair: s.name.clone(), rows: copied, resumed_at, chunks: chunk, seconds: started.elapsed().as_secs_f64(), skipped: None })
+    Ok(PairResult { pair: s.name.clone(), rows: copied, resumed_at, chunks: chunk, seconds: started.elapsed().as_secs_f64(), skipped: None, failed: None })
 }

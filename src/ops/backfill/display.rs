@@ -42,6 +42,9 @@ pub fn summary(done: u64, first: u64, total: u64, secs: f64) -> String {
 /// What became of a pair, in one line: rows, chunks, time and rate (and
 /// where a resumed backfill started), or why it was skipped.
 pub fn result_line(r: &PairResult) -> String {
+    if let Some(why) = &r.failed {
+        return format!("backfill {}: FAILED: {why}", r.pair);
+    }
     match &r.skipped {
         Some(why) => format!("backfill {}: skipped ({why})", r.pair),
         None => {
@@ -107,11 +110,12 @@ mod tests {
 
     #[test]
     fn the_result_line_names_rows_chunks_rate_and_a_resume() {
-        let r = PairResult { pair: "items".into(), rows: 1000, resumed_at: 0, chunks: 3, seconds: 2.0, skipped: None };
+        let r = PairResult { pair: "items".into(), rows: 1000, resumed_at: 0, chunks: 3, seconds: 2.0, skipped: None, failed: None };
         assert_eq!(result_line(&r), "backfill items: 1000 rows in 3 chunks, 2.0 s (500 rows/s)");
         let resumed = PairResult { resumed_at: 40, ..r.clone() };
         assert_eq!(result_line(&resumed), "backfill items: 1000 rows in 3 chunks, 2.0 s (500 rows/s), resumed after 40 rows");
         let skipped = PairResult { skipped: Some("the destination table is not empty".into()), ..r };
         assert_eq!(result_line(&skipped), "backfill items: skipped (the destination table is not empty)");
+        assert_eq!(result_line(&PairResult::failed("items", "boom".into())), "backfill items: FAILED: boom");
     }
 }

@@ -8,9 +8,14 @@
 //! signals, windows, staging SQL, progress rows) and knows nothing of this
 //! command.
 //!
+//! With `--all`, a pair that fails does not stop the others (each pair's
+//! result is reported), and where the Postgres destination checks foreign
+//! keys, `order` copies parents first and reports cycles.
+//!
 //! Invariant: nothing here prints results; the CLI gives `Console` the sink
 //! for its result lines and maps the outcome to the exit code.
 
 pub mod copy;
 pub mod display;
 mod load;
+pub mod order;

@@ -17,18 +17,6 @@ use super::{my_err, pg_err, Report};
 use crate::config::Config;
 use crate::schema::triggers::{my_triggers, pg_triggers, Trigger};
 
-/// May this Postgres session set `session_replication_role = replica`?
-async fn pg_may_replica(pg: &tokio_postgres::Client) -> Result<bool, String> {
-    match pg.batch_execute("SET session_replication_role = replica").await {
-        Ok(()) => {
-            pg.batch_execute("RESET session_replication_role").await.map_err(pg_err)?;
-            Ok(true)
-        }
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => Ok(false),
-        Err(e) => Err(pg_err(e)),
-    }
-}
-
 fn consequence(t: &Trigger, side: &str, other: &str) -> String {
     format!(
         "trigger {} ({}{}) fires on the rows tandem writes here: what it changes in those rows is read back and sent to {other} as {side}'s outcome, so both sides keep its values; what it changes elsewhere is not replicated",
@@ -39,7 +27,7 @@ fn consequence(t: &Trigger, side: &str, other: &str) -> String {
 }
 
 pub(super) async fn check(cfg: &Config, pg: &tokio_postgres::Client, my: &mut mysql_async::Conn, r: &mut Report) {
-    let replica = match pg_may_replica(pg).await {
+    let replica = match crate::schema::triggers::pg_may_run_as_replica(pg).await.map_err(pg_err) {
         Ok(true) => {
             r.info(
                 "postgres apply sessions",
