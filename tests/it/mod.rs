@@ -38,3 +38,4 @@ mod bulk;
 mod observability;
 mod type_ranges;
 mod triggers;
+mod backfill_fk;
