@@ -12,7 +12,10 @@
 //! naming the MySQL position it applied (read back by the echo stage); the
 //! stamp and the checkpoint share one round trip. Where the role may, the
 //! session runs with `session_replication_role = replica`, so user triggers
-//! and foreign-key checks do not fire for replicated rows. Fresh inserts are
+//! and foreign-key checks do not fire for replicated rows — except the
+//! deletes of rows other tables reference with ON DELETE CASCADE / SET
+//! NULL, which run with the origin role so that Postgres applies those
+//! actions (MariaDB does not log the rows its own cascades change). Fresh inserts are
 //! written with COPY. With a lease fence (`set_fence`), the checkpoint is
 //! written only while the `lease` row still has this holder's epoch (read
 //! `FOR SHARE` in the batch transaction); otherwise the batch is rolled back
@@ -87,6 +90,7 @@ impl PostgresApplier {
         };
         let db = PostgresDest {
             replica_role,
+            cascading: Vec::new(),
             client,
             state: PgState::new(&cfg.state_schema, &cfg.pipeline, Direction::MysqlToPostgres),
             server_identity: None,
@@ -119,6 +123,10 @@ pub struct PostgresDest {
     client: tokio_postgres::Client,
     /// The session runs with `session_replication_role = replica`.
     replica_role: bool,
+    /// Pairs whose table foreign keys reference with ON DELETE CASCADE / SET
+    /// NULL / SET DEFAULT: their deletes run with the origin role, so
+    /// Postgres applies those actions (MariaDB does not log its own cascades).
+    cascading: Vec<usize>,
     state: PgState,
     /// Identity of the source server, stored with every checkpoint.
     server_identity: Option<String>,
@@ -219,6 +227,21 @@ impl PostgresDest {
 
 impl Destination for PostgresDest {
     async fn firing_triggers(&mut self, schemas: &[PairSchema]) -> Result<Vec<usize>> {
+        // Read with the triggers, once per schema set: which deletes must cascade here.
+        let referenced = self
+            .client
+            .query(
+                "SELECT DISTINCT pn.nspname::text, p.relname::text FROM pg_constraint k
+                 JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+                 WHERE k.contype = 'f' AND k.confdeltype IN ('c', 'n', 'd')",
+                &[],
+            )
+            .await?;
+        self.cascading = schemas
+            .iter()
+            .filter(|s| referenced.iter().any(|r| r.get::<_, String>(0) == s.pg_table.schema && r.get::<_, String>(1) == s.pg_table.name))
+            .map(|s| s.pair)
+            .collect();
         let mut out = Vec::new();
         for s in schemas {
             let triggers = crate::schema::triggers::pg_triggers(&self.client, &s.pg_table).await?;
@@ -344,7 +367,17 @@ impl Destination for PostgresDest {
                 Some(RowOp::Delete(_)) => {
                     let st = self.statement(schema, 1).await?;
                     let arrays = delete_params(schema, &run.ops).map_err(value_error)?;
+                    // MariaDB does not write the rows its foreign keys cascade to into the
+                    // binlog: let Postgres' own ON DELETE actions run for these deletes.
+                    // On an error the savepoint rollback restores the replica role.
+                    let cascade = self.replica_role && self.cascading.contains(&schema.pair);
+                    if cascade {
+                        self.client.batch_execute("SET LOCAL session_replication_role = origin").await?;
+                    }
                     self.execute_arrays(&st, &arrays).await?;
+                    if cascade {
+                        self.client.batch_execute("SET LOCAL session_replication_role = replica").await?;
+                    }
                 }
                 Some(RowOp::PartialUpdate { .. }) => self.update_run(schema, &run.ops).await?,
                 Some(RowOp::Truncate) => {

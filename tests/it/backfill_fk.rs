@@ -138,3 +138,51 @@ async fn a_pair_the_destination_refuses_fails_alone_and_the_backfill_exits_2() {
     signal(&run, libc::SIGTERM);
     assert_eq!(wait_exit(&mut run, Duration::from_secs(15)).0, Some(0));
 }
+
+/// With tandem's Postgres sessions as replica, Postgres' foreign keys do not
+/// act on replicated rows, and MariaDB does not write the rows its own
+/// ON DELETE CASCADE / SET NULL change into the binlog: the deletes of
+/// referenced rows therefore run with Postgres' actions on. Postgres'
+/// cascades are in its WAL and reach MySQL as deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascading_deletes_and_set_null_reach_the_other_side_both_ways() {
+    let db = support::fresh_db("bf_fk_cascade").await;
+    let pg = db.pg().await;
+    pg.batch_execute(
+        "CREATE TABLE parent (id int PRIMARY KEY, name text);
+         CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent ON DELETE CASCADE, name text);
+         CREATE TABLE note (id int PRIMARY KEY, parent int REFERENCES parent ON DELETE SET NULL)",
+    )
+    .await
+    .unwrap();
+    let mut my = db.my().await;
+    for sql in [
+        "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE child (id INT PRIMARY KEY, parent INT, name VARCHAR(20), FOREIGN KEY (parent) REFERENCES parent (id) ON DELETE CASCADE)",
+        "CREATE TABLE note (id INT PRIMARY KEY, parent INT, FOREIGN KEY (parent) REFERENCES parent (id) ON DELETE SET NULL)",
+    ] {
+        my.query_drop(sql).await.unwrap();
+    }
+    let cfg = db.write_config(
+        &["parent", "child", "note"].iter().map(|n| format!("[[pairs]]\nname = \"{n}\"\npostgres = \"public.{n}\"\nmysql = \"{}.{n}\"\n\n", db.name)).collect::<String>(),
+    );
+    let run = InProcess::start(&cfg).await;
+    my.query_drop("INSERT INTO parent VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')").await.unwrap();
+    my.query_drop("INSERT INTO child VALUES (10, 1, 'x'), (11, 1, 'y'), (20, 2, 'z'), (30, 3, 'w'), (40, 4, 'v')").await.unwrap();
+    my.query_drop("INSERT INTO note VALUES (100, 1), (200, 2), (300, 3), (400, 4)").await.unwrap();
+    let sql = |t: &str| format!("SELECT id, parent FROM {t} ORDER BY id");
+    wait_equal(&pg, &sql("child"), &mut my, &sql("child"), Duration::from_secs(60)).await;
+    wait_equal(&pg, &sql("note"), &mut my, &sql("note"), Duration::from_secs(60)).await;
+    // MySQL cascades (not in its binlog); Postgres must do the same.
+    my.query_drop("DELETE FROM parent WHERE id = 1").await.unwrap();
+    // Postgres cascades (in its WAL): MySQL gets the child deletes.
+    pg.batch_execute("DELETE FROM parent WHERE id = 3").await.unwrap();
+    let children = wait_equal(&pg, &sql("child"), &mut my, &sql("child"), Duration::from_secs(60)).await;
+    let ids: Vec<_> = children.iter().map(|r| r[0].clone().unwrap_or_default()).collect();
+    assert_eq!(ids, ["20", "40"]);
+    let notes = wait_equal(&pg, &sql("note"), &mut my, &sql("note"), Duration::from_secs(60)).await;
+    assert_eq!(notes.iter().map(|r| r[1].clone()).collect::<Vec<_>>(), vec![None, Some("2".into()), None, Some("4".into())]);
+    let parents = "SELECT id, name FROM parent ORDER BY id";
+    wait_equal(&pg, parents, &mut my, parents, Duration::from_secs(60)).await;
+    run.stop().await;
+}
