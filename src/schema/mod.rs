@@ -8,6 +8,7 @@
 
 
 pub mod introspect;
+pub mod partitions;
 pub mod triggers;
 
 use crate::config::{Owner, TableName};

@@ -39,3 +39,4 @@ mod observability;
 mod type_ranges;
 mod triggers;
 mod backfill_fk;
+mod partitions;

@@ -221,7 +221,10 @@ pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, pgf: &PgFact
                 &object,
                 format!("Postgres table {} does not exist: create it, or correct `postgres` of the pair", pair.postgres),
             ),
-            Some(t) => pg_table(pair, t, pgf, r),
+            Some(t) => {
+                pg_table(pair, t, pgf, r);
+                shape(pg, pair, r).await;
+            }
         }
         match &myt {
             None => r.problem(
@@ -235,6 +238,32 @@ pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, pgf: &PgFact
         }
         if let (Some(a), Some(b)) = (&pgt, &myt) {
             columns(pair, a, b, r);
+        }
+    }
+}
+
+/// Partitioned tables (replicated through their root), and tables tandem
+/// cannot replicate as one table (`schema::partitions`).
+async fn shape(pg: &Client, pair: &PairConfig, r: &mut Report) {
+    let object = format!("postgres table {}", pair.postgres);
+    let shape = match crate::schema::partitions::pg_table_shape(pg, &pair.postgres).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => return r.could_not(&object, pg_err(e)),
+    };
+    if let Some(why) = shape.refusal(&pair.postgres) {
+        return r.problem(&object, why);
+    }
+    if shape.partitioned() {
+        r.info(&object, "is partitioned: replicated through its root (the publication has publish_via_partition_root)");
+        if !shape.partitions_not_full.is_empty() {
+            r.problem(
+                &object,
+                format!(
+                    "partitions {} do not have REPLICA IDENTITY FULL (each partition's own setting decides its before-images): run `tandem init` (sets it) or ALTER TABLE … REPLICA IDENTITY FULL on each",
+                    shape.partitions_not_full.join(", ")
+                ),
+            );
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Postgres server checks of `tandem validate`: wal_level, free replication
 //! slots and WAL senders, the role's REPLICATION attribute, the publication
 //! (exists, lists exactly the paired tables, publishes every operation), the
-//! slot (a pgoutput logical slot of this database), the replication origin
+//! slot (a pgoutput logical slot of this database), `publish_via_partition_root`
+//! when a paired table is partitioned, the replication origin
 //! and the functions echo suppression calls, and the state schema.
 //!
 //! Objects `tandem init` creates are problems while missing (the remedy says
@@ -183,9 +184,18 @@ async fn slot(pg: &Client, cfg: &Config, database: &str, r: &mut Report) -> Res<
 }
 
 /// The paired Postgres tables that exist, as (schema, name).
-async fn existing_tables(pg: &Client, cfg: &Config) -> Res<Vec<(String, String, bool)>> {
+/// The paired tables that exist and that tandem can replicate (those the
+/// pair checks refuse are left out here: `init` would not publish them),
+/// with whether the role owns them; and whether any is partitioned.
+async fn existing_tables(pg: &Client, cfg: &Config) -> Res<(Vec<(String, String, bool)>, bool)> {
     let mut out = Vec::new();
+    let mut partitioned = false;
     for pair in &cfg.pairs {
+        match crate::schema::partitions::pg_table_shape(pg, &pair.postgres).await.map_err(pg_err)? {
+            Some(shape) if shape.refusal(&pair.postgres).is_some() => continue,
+            Some(shape) => partitioned |= shape.partitioned(),
+            None => {}
+        }
         let row = pg
             .query_opt(
                 "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -201,16 +211,16 @@ async fn existing_tables(pg: &Client, cfg: &Config) -> Res<Vec<(String, String, 
             }
         }
     }
-    Ok(out)
+    Ok((out, partitioned))
 }
 
 async fn publication(pg: &Client, cfg: &Config, facts: &PgFacts, database: &str, r: &mut Report) -> Res<()> {
     let name = &cfg.postgres.publication;
     let object = format!("postgres publication {name}");
-    let tables = existing_tables(pg, cfg).await?;
+    let (tables, partitioned) = existing_tables(pg, cfg).await?;
     let not_owned: Vec<String> = tables.iter().filter(|(_, _, owned)| !owned).map(|(s, t, _)| format!("{s}.{t}")).collect();
     let row = pg
-        .query_opt("SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1", &[name])
+        .query_opt("SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot FROM pg_publication WHERE pubname = $1", &[name])
         .await
         .map_err(pg_err)?;
     let Some(row) = row else {
@@ -279,6 +289,16 @@ async fn publication(pg: &Client, cfg: &Config, facts: &PgFacts, database: &str,
                 ),
             );
         }
+    }
+    let via_root: bool = get(&row, 5)?;
+    if partitioned && !via_root {
+        r.problem(
+            &object,
+            format!(
+                "publishes the changes of partitioned tables under their partitions' names, which no pair names: run `tandem init` (sets it) or ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                q(name)
+            ),
+        );
     }
     let off: Vec<&str> = ops.iter().filter(|(_, on)| !on).map(|(op, _)| *op).collect();
     if !off.is_empty() {
