@@ -82,7 +82,7 @@ pub async fn pg_table_shape(client: &tokio_postgres::Client, t: &TableName) -> R
         client
             .query(
                 "SELECT format('%I.%I', n.nspname, c.relname), format('%s.%s', n.nspname, c.relname), c.relreplident::text = 'f'
-                 FROM pg_partition_tree($1::regclass) p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+                 FROM pg_partition_tree($1::oid::regclass) p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE p.isleaf ORDER BY 2",
                 &[&oid],
             )
