@@ -123,6 +123,20 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// One row's story: its values on both sides column by column with each
+    /// column's owner, and the conflict, quarantine and parked entries of its key.
+    #[command(after_help = "Exit codes: 0 the row is equal on both sides (or absent on both), 1 it differs, 2 error.")]
+    Explain {
+        /// The pair the row belongs to.
+        #[arg(long)]
+        pair: String,
+        /// The key, one value per key column in the pair's key order (repeat for a composite key).
+        #[arg(long = "key", required = true)]
+        key: Vec<String>,
+        /// Report format on stdout.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Conflicts recorded in tandem.conflicts.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Conflicts {
@@ -272,6 +286,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             let opts = ops::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
             backfill(path, &opts).await
         }
+        Command::Explain { pair, key, format } => explain(path, &pair, &key, format).await,
         Command::Status { format, check: true } => status_check(path, format).await,
         Command::Status { format, check: false } => status(path, format).await,
         Command::Conflicts { action } => repeat::conflicts(path, action).await,
@@ -434,6 +449,28 @@ async fn status(path: &Path, format: OutputFormat) -> ExitCode {
         }
         ExitCode::from(2)
     }
+}
+
+/// `tandem explain`: 0 equal, 1 different, 2 error.
+async fn explain(path: &Path, pair: &str, key: &[String], format: OutputFormat) -> ExitCode {
+    const PREFIX: &str = "tandem explain";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let story = match ops::explain::explain(&cfg, pair, key).await {
+        Ok(s) => s,
+        Err(e) => return fail(PREFIX, e),
+    };
+    match format {
+        OutputFormat::Json => {
+            if let Err(code) = print_pretty_json(PREFIX, &story) {
+                return code;
+            }
+        }
+        OutputFormat::Text => print!("{}", ops::explain::render_text(&story)),
+    }
+    ExitCode::from(if story.equal { 0 } else { 1 })
 }
 
 /// `tandem status --check`: 0 ready, 1 not ready, 2 could not tell.

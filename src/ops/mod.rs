@@ -9,6 +9,7 @@ pub mod backfill;
 pub mod check;
 pub mod conflicts;
 pub mod demo;
+pub mod explain;
 pub mod init;
 pub mod quarantine;
 pub mod status;
