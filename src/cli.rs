@@ -63,7 +63,11 @@ pub enum Command {
     Run,
     /// Create slot, publication, origin, state tables; idempotent.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
-    Init,
+    Init {
+        /// Print every statement init runs on each side, and run nothing (connects to nothing).
+        #[arg(long)]
+        print_sql: bool,
+    },
     /// Check config, connectivity and table compatibility.
     #[command(after_help = "Exit codes: 0 all checks hold, 1 problems found (with --offline: the config has problems), 2 could not run.")]
     Validate {
@@ -262,7 +266,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
     let path = cli.config.as_path();
     match cli.command {
         Command::Run => run(path).await,
-        Command::Init => init(path).await,
+        Command::Init { print_sql: true } => init_print_sql(path),
+        Command::Init { print_sql: false } => init(path).await,
         Command::Validate { format, offline: true } => validate_offline(path, format),
         Command::Validate { format, offline: false } => validate(path, format).await,
         Command::Check { pair, repair, format, chunk_rows, max_rows_per_sec } => {
@@ -323,6 +328,17 @@ async fn init(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail("tandem init", e),
+    }
+}
+
+/// `tandem init --print-sql`: the setup as SQL on stdout; 0, or 2 when the config does not load.
+fn init_print_sql(path: &Path) -> ExitCode {
+    match load(path, "tandem init") {
+        Ok(cfg) => {
+            print!("{}", ops::init::render_sql(&ops::init::setup_sql(&cfg)));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
     }
 }
 
