@@ -6,6 +6,7 @@
 //! `tandem <command>: <error>` on stderr) and decides the exit code. Nothing
 //! but `main.rs` imports it: the library never depends on the CLI.
 
+mod lifecycle;
 mod log;
 mod repeat;
 
@@ -24,8 +25,10 @@ Exit codes:
   validate     0 all checks hold, 1 problems found, 2 could not run
   check        0 in sync (with --repair: all repaired), 1 drift found, 2 error
   status       0, 2 error; with --check: 0 ready, 1 not ready, 2 could not tell
-  init, backfill, conflicts, quarantine, demo
+  init, backfill, conflicts, quarantine, demo, sequences
                0 done, 2 error (quarantine retry: also when a change is still rejected)
+  teardown     0 done, 2 error, not confirmed, or refused while `tandem run` holds the lease
+  barrier      0 reached, 1 timed out, 2 error
   any command  2 when its arguments or its config are wrong";
 
 #[derive(Debug, Parser)]
@@ -138,6 +141,23 @@ pub enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
+    },
+    /// Drop the slot, publication, replication origins and (unless --keep-state) the state of this pipeline.
+    #[command(after_help = "Exit codes: 0 done (also when nothing was left to drop), 2 error, not confirmed, or refused while a `tandem run` holds the pipeline lease (nothing dropped).")]
+    Teardown {
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Keep the state schema/database (checkpoints, conflicts, quarantine).
+        #[arg(long)]
+        keep_state: bool,
+    },
+    /// Wait until everything committed on either side before the call is applied on the other (the cut-over point).
+    #[command(after_help = "Exit codes: 0 reached, 1 timed out, 2 error.")]
+    Barrier {
+        /// Give up (exit 1) after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
     /// Self-contained demo on throwaway local servers.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
@@ -281,6 +301,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Status { format, check: false } => status(path, format).await,
         Command::Conflicts { action } => repeat::conflicts(path, action).await,
         Command::Quarantine { action } => repeat::quarantine(path, action).await,
+        Command::Teardown { yes, keep_state } => lifecycle::teardown(path, yes, keep_state).await,
+        Command::Barrier { timeout } => lifecycle::barrier(path, Duration::from_secs(timeout)).await,
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
     }
 }

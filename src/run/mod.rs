@@ -20,6 +20,7 @@
 //! does the same.
 
 pub mod backoff;
+pub mod barrier;
 pub mod batcher;
 pub mod bounded;
 pub mod direction;

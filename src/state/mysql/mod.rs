@@ -25,6 +25,7 @@ mod lease;
 mod origin_marker;
 mod parked;
 mod quarantine;
+mod retire;
 
 use crate::config::{Config, Direction};
 use crate::sql::my::{ident, push_literal};

@@ -20,6 +20,7 @@ mod conflicts;
 mod lease;
 mod parked;
 mod quarantine;
+mod retire;
 
 use crate::config::{Config, Direction};
 use crate::sql::pg::ident;

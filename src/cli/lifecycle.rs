@@ -1,0 +1,50 @@
+//! The pipeline's lifecycle commands: `tandem teardown` (with its
+//! confirmation question), `tandem barrier` and `tandem sequences sync`.
+//!
+//! Output: results on stdout, one line each; errors on stderr through
+//! `log::print_error`. Teardown asks on a terminal unless `--yes`, and
+//! without a terminal refuses unless `--yes`: it never drops anything the
+//! operator did not confirm.
+
+use super::{fail, load};
+use crate::ops;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `tandem teardown`: 0 done (also when there was nothing left), 2 error or refused.
+pub async fn teardown(path: &Path, yes: bool, keep_state: bool) -> ExitCode {
+    const PREFIX: &str = "tandem teardown";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = ops::teardown::TeardownOptions { keep_state };
+    if !yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return fail(PREFIX, "refusing without --yes: there is no terminal to confirm on; nothing was dropped");
+        }
+        eprintln!("tandem teardown drops, for pipeline {}:", cfg.pipeline);
+        for line in ops::teardown::plan(&cfg, opts) {
+            eprintln!("  {line}");
+        }
+        eprint!("Type yes to drop them: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        if stdin.lock().read_line(&mut answer).is_err() || !ops::teardown::confirmed(&answer) {
+            return fail(PREFIX, "not confirmed; nothing was dropped");
+        }
+    }
+    match ops::teardown::teardown(&cfg, opts).await {
+        Ok(actions) => {
+            for a in actions {
+                println!("{a}");
+            }
+            println!("postgres: REPLICA IDENTITY of the paired tables left as it is (ALTER TABLE … REPLICA IDENTITY DEFAULT undoes it)");
+            println!("teardown: done");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(PREFIX, e),
+    }
+}
