@@ -36,3 +36,4 @@ mod passwords;
 mod validate_offline;
 mod bulk;
 mod observability;
+mod lifecycle;
