@@ -26,6 +26,7 @@ pub mod bounded;
 pub mod direction;
 pub mod lease;
 mod monitor;
+pub mod oneway;
 mod supervise;
 
 use supervise::supervise;
