@@ -159,6 +159,12 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Key sequences of both sides (Postgres sequences, MySQL AUTO_INCREMENT).
+    #[command(after_help = "Exit codes: 0 done, 2 error.")]
+    Sequences {
+        #[command(subcommand)]
+        action: SequencesAction,
+    },
     /// Self-contained demo on throwaway local servers.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Demo {
@@ -192,6 +198,16 @@ pub enum ConflictsAction {
         /// The side whose current value both sides keep.
         #[arg(long, value_enum)]
         take: TakeSide,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SequencesAction {
+    /// Move each pair's Postgres sequence and MySQL AUTO_INCREMENT past the highest key on either side.
+    Sync {
+        /// Only this pair.
+        #[arg(long)]
+        pair: Option<String>,
     },
 }
 
@@ -303,6 +319,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Quarantine { action } => repeat::quarantine(path, action).await,
         Command::Teardown { yes, keep_state } => lifecycle::teardown(path, yes, keep_state).await,
         Command::Barrier { timeout } => lifecycle::barrier(path, Duration::from_secs(timeout)).await,
+        Command::Sequences { action: SequencesAction::Sync { pair } } => lifecycle::sequences_sync(path, pair.as_deref()).await,
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
     }
 }

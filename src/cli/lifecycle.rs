@@ -48,3 +48,24 @@ pub async fn teardown(path: &Path, yes: bool, keep_state: bool) -> ExitCode {
         Err(e) => fail(PREFIX, e),
     }
 }
+
+/// `tandem sequences sync`: one line per generator; 0 done, 2 error.
+pub async fn sequences_sync(path: &Path, pair: Option<&str>) -> ExitCode {
+    const PREFIX: &str = "tandem sequences sync";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ops::sequences::sync(&cfg, pair).await {
+        Ok(moves) => {
+            if moves.is_empty() {
+                println!("sequences: no key of the selected pairs is generated on either side");
+            }
+            for m in moves {
+                println!("{m}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(PREFIX, e),
+    }
+}
