@@ -69,3 +69,39 @@ pub async fn sequences_sync(path: &Path, pair: Option<&str>) -> ExitCode {
         Err(e) => fail(PREFIX, e),
     }
 }
+
+/// `tandem barrier`: 0 once both directions applied everything committed
+/// before the call, 1 on timeout, 2 error.
+pub async fn barrier(path: &Path, timeout: std::time::Duration) -> ExitCode {
+    const PREFIX: &str = "tandem barrier";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let t0 = std::time::Instant::now();
+    let mut b = match ops::barrier::targets(&cfg).await {
+        Ok(b) => b,
+        Err(e) => return fail(PREFIX, e),
+    };
+    if b.lease_holder.is_none() {
+        eprintln!("tandem barrier: no `tandem run` holds the lease of pipeline {}: the barrier is reached only once one runs", cfg.pipeline);
+    }
+    for w in &b.waits {
+        println!("barrier: waiting until {} position {} is applied on {}", w.direction.source(), w.target, w.direction.source().other());
+    }
+    match ops::barrier::wait(&cfg, &mut b, timeout).await {
+        Ok(reached) => {
+            for w in &b.waits {
+                println!("{w}");
+            }
+            if reached {
+                println!("barrier: reached after {:.1} s", t0.elapsed().as_secs_f64());
+                ExitCode::SUCCESS
+            } else {
+                println!("barrier: timed out after {:.1} s", t0.elapsed().as_secs_f64());
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => fail(PREFIX, e),
+    }
+}

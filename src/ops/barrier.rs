@@ -52,7 +52,6 @@ impl std::fmt::Display for Wait {
 }
 
 /// A barrier in progress.
-#[derive(Debug)]
 pub struct Barrier {
     pub waits: Vec<Wait>,
     /// Who holds the pipeline lease at call time (`None`: no `tandem run`
