@@ -1,10 +1,12 @@
 //! `tandem init`: creates what the pipeline needs on both servers, idempotently;
 //! `tandem init --print-sql` (`setup_sql`): the same statements as text, run nowhere.
 //!
-//! Postgres: the state schema, REPLICA IDENTITY FULL on paired tables (where
+//! Postgres: the state schema (with the pipeline registered in it: a lease
+//! row of epoch 0), REPLICA IDENTITY FULL on paired tables (where
 //! the role may alter them; otherwise a warning that `validate` repeats), the
 //! publication (its table list is brought in line with the config), the
-//! logical slot and the replication origin. MySQL: the state database.
+//! logical slot and the replication origin. MySQL: the state database (the
+//! pipeline registered the same way).
 //! Running it twice changes nothing the second time.
 //!
 //! Invariants: every statement `init` runs is built by the functions below,
@@ -18,6 +20,8 @@
 use crate::config::{Config, PairConfig, Side};
 use crate::sql::pg::{ident as pg_ident, literal as pg_literal};
 use crate::state::ddl::{mysql_state_ddl, postgres_state_ddl, STATE_TABLES};
+use crate::state::mysql::MyPipelineState;
+use crate::state::postgres::PgPipelineState;
 use crate::{Error, Result};
 use mysql_async::prelude::Queryable;
 
@@ -99,6 +103,7 @@ pub fn setup_sql(cfg: &Config) -> SetupSql {
             st(purpose, sql)
         })
         .collect();
+    postgres.push(st(format!("pipeline {} registered in the state schema (a lease row of epoch 0)", cfg.pipeline), PgPipelineState::new(cfg).register_sql()));
     for pair in &cfg.pairs {
         postgres.push(st(
             format!("before-images of pair {} (init skips it when {} is already REPLICA IDENTITY FULL)", pair.name, pair.postgres),
@@ -114,7 +119,7 @@ pub fn setup_sql(cfg: &Config) -> SetupSql {
         create_slot_sql(&cfg.postgres.slot),
     ));
     postgres.push(st("replication origin that marks tandem's own writes (init skips it when it exists)".into(), create_origin_sql(&cfg.origin_name())));
-    let mysql = mysql_state_ddl(&cfg.state_schema)
+    let mut mysql: Vec<SetupStatement> = mysql_state_ddl(&cfg.state_schema)
         .into_iter()
         .enumerate()
         .map(|(i, sql)| {
@@ -122,6 +127,7 @@ pub fn setup_sql(cfg: &Config) -> SetupSql {
             st(purpose, sql)
         })
         .collect();
+    mysql.push(st(format!("pipeline {} registered in the state database (a lease row of epoch 0)", cfg.pipeline), MyPipelineState::new(cfg).register_sql()));
     let notes = vec![format!(
         "mysql→postgres starting point: when {}.checkpoints in Postgres holds none for pipeline {}, `tandem init` records the MySQL \
          server's current position there (@@gtid_binlog_pos on MariaDB, gtid_executed or SHOW MASTER STATUS on MySQL). After running \
@@ -174,6 +180,7 @@ pub async fn init(cfg: &Config) -> Result<Report> {
         }
         report.push(format!("postgres: state schema {} ready", cfg.state_schema));
     }
+    pg.batch_execute(&PgPipelineState::new(cfg).register_sql()).await?;
 
     for pair in &cfg.pairs {
         let ident: Option<String> = pg
@@ -222,6 +229,7 @@ pub async fn init(cfg: &Config) -> Result<Report> {
         }
         report.push(format!("mysql: state database {} ready", cfg.state_schema));
     }
+    my.query_drop(MyPipelineState::new(cfg).register_sql()).await?;
     let _ = my.disconnect().await;
     if let Some(pos) = crate::run::record_mysql_start(cfg).await? {
         report.push(format!("mysql→postgres: starting point recorded at {pos}"));
