@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 /// A Postgres sequence behind a key column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgGenerator {
-    /// The sequence as `regclass` text (`public.items_id_seq`).
+    /// The sequence, schema-qualified and quoted where needed (`public.items_id_seq`).
     pub sequence: String,
     pub increment: i128,
     pub min: i128,
@@ -177,7 +177,7 @@ pub async fn read(pgc: &tokio_postgres::Client, myc: &mut mysql_async::Conn, pai
         let my_column = pair.columns.get(&canonical).and_then(|c| c.mysql.clone()).unwrap_or(canonical);
         let seq = pgc
             .query_opt(
-                "SELECT s.seq::text, q.increment_by::text, q.min_value::text, q.max_value::text, q.start_value::text, q.last_value::text
+                "SELECT format('%I.%I', n.nspname, c.relname), q.increment_by::text, q.min_value::text, q.max_value::text
                  FROM (SELECT pg_get_serial_sequence($1, $2)::regclass AS seq) s
                  JOIN pg_class c ON c.oid = s.seq JOIN pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_sequences q ON q.schemaname = n.nspname AND q.sequencename = c.relname",
@@ -186,10 +186,13 @@ pub async fn read(pgc: &tokio_postgres::Client, myc: &mut mysql_async::Conn, pai
             .await?;
         let pg = match seq {
             Some(r) => {
+                let sequence: String = r.try_get(0)?;
                 let increment = int(r.try_get(1)?).unwrap_or(1);
-                let start = int(r.try_get(4)?).unwrap_or(1);
-                let next = int(r.try_get(5)?).map_or(start, |last| last + increment);
-                Some(PgGenerator { sequence: r.try_get(0)?, increment, min: int(r.try_get(2)?).unwrap_or(1), max: int(r.try_get(3)?).unwrap_or(i64::MAX as i128), next })
+                // pg_sequences shows no last_value after setval(…, false): read the sequence itself.
+                let state = pgc.query_one(&format!("SELECT last_value::text, is_called FROM {sequence}"), &[]).await?;
+                let last = int(state.try_get(0)?).unwrap_or(1);
+                let next = if state.try_get::<_, bool>(1)? { last + increment } else { last };
+                Some(PgGenerator { sequence, increment, min: int(r.try_get(2)?).unwrap_or(1), max: int(r.try_get(3)?).unwrap_or(i64::MAX as i128), next })
             }
             None => None,
         };
@@ -227,15 +230,19 @@ pub async fn highest(pgc: &tokio_postgres::Client, myc: &mut mysql_async::Conn, 
     Ok((int(p), int(m.and_then(|r| my_text(&r, 0)))))
 }
 
-/// Is a key that `next, next + step, …` produces present on either side?
-pub async fn taken(pgc: &tokio_postgres::Client, myc: &mut mysql_async::Conn, k: &KeyColumn, next: i128, step: i128) -> Result<bool> {
+/// Is a key that `next, next + step, …, max` produces present on either side?
+pub async fn taken(pgc: &tokio_postgres::Client, myc: &mut mysql_async::Conn, k: &KeyColumn, next: i128, step: i128, max: i128) -> Result<bool> {
     let (pcol, mcol) = (pg::ident(&k.pg_column), my::ident(&k.my_column));
     let step = step.max(1);
-    let p = pgc.query_opt(&format!("SELECT 1 FROM {} WHERE {pcol} >= {next} AND mod({pcol} - {next}, {step}) = 0 LIMIT 1", k.pg_table), &[]).await?;
+    let p = pgc
+        .query_opt(&format!("SELECT 1 FROM {} WHERE {pcol} BETWEEN {next} AND {max} AND mod({pcol} - {next}, {step}) = 0 LIMIT 1", k.pg_table), &[])
+        .await?;
     if p.is_some() {
         return Ok(true);
     }
-    let m: Option<mysql_async::Row> = myc.query_first(format!("SELECT 1 FROM {} WHERE {mcol} >= {next} AND MOD({mcol} - {next}, {step}) = 0 LIMIT 1", k.my_table)).await?;
+    let m: Option<mysql_async::Row> = myc
+        .query_first(format!("SELECT 1 FROM {} WHERE {mcol} BETWEEN {next} AND {max} AND MOD({mcol} - {next}, {step}) = 0 LIMIT 1", k.my_table))
+        .await?;
     Ok(m.is_some())
 }
 

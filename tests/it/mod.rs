@@ -37,3 +37,5 @@ mod validate_offline;
 mod bulk;
 mod observability;
 mod lifecycle;
+mod oneway;
+mod keyspaces;

@@ -52,12 +52,12 @@ pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, r: &mut Repo
 /// A generator whose next values are keys already present.
 async fn behind(pg: &Client, my: &mut Conn, pair: &str, direction: PairDirection, k: &KeyColumn, object: &str, r: &mut Report) {
     let gens = [
-        (Side::Postgres, k.pg.as_ref().filter(|p| p.increment > 0).map(|p| (format!("postgres sequence {}", p.sequence), p.next, p.increment))),
-        (Side::Mysql, k.my.as_ref().map(|m| (format!("MySQL AUTO_INCREMENT of {}", k.my_table), m.next(), m.increment))),
+        (Side::Postgres, k.pg.as_ref().filter(|p| p.increment > 0).map(|p| (format!("postgres sequence {}", p.sequence), p.next, p.increment, p.max))),
+        (Side::Mysql, k.my.as_ref().map(|m| (format!("MySQL AUTO_INCREMENT of {}", k.my_table), m.next(), m.increment, m.max))),
     ];
     for (side, g) in gens {
-        let Some((what, next, step)) = g else { continue };
-        match keyspace::taken(pg, my, k, next, step).await {
+        let Some((what, next, step, max)) = g else { continue };
+        match keyspace::taken(pg, my, k, next, step, max).await {
             Ok(false) => {}
             Ok(true) => {
                 let text = format!(
