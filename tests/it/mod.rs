@@ -39,3 +39,4 @@ mod observability;
 mod lifecycle;
 mod oneway;
 mod keyspaces;
+mod migration;
