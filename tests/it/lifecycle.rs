@@ -1,7 +1,7 @@
 //! The pipeline's lifecycle with the real binary: `init --print-sql` creates
 //! nothing and prints SQL that sets the pipeline up when a DBA runs it;
 //! `teardown` refuses while `tandem run` holds the lease (and without a
-//! terminal or `--yes`), removes slot, publication, origins and state
+//! terminal or `--yes`), asks on a terminal, removes slot, publication, origins and state
 //! (keeping them with `--keep-state`, and keeping another pipeline's rows),
 //! and is harmless twice; `barrier` returns only after marker rows written
 //! on both sides just before the call are on the other side, under
@@ -54,6 +54,23 @@ pub fn tandem(cfg: &Path, args: &[&str]) -> Output {
 
 fn text(o: &Output) -> String {
     format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `tandem <args> -c cfg` on a terminal (util-linux `script` gives it a
+/// pty) that gets `answer` typed: (exit code, everything it wrote).
+fn on_terminal(cfg: &Path, args: &str, answer: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let command = format!("{} {args} -c {}", tandem_bin().display(), cfg.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script");
+    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 /// Which of the pipeline's objects exist: slot, publication, origin, PG state schema, MySQL state database.
@@ -213,9 +230,13 @@ async fn teardown_refuses_while_run_holds_the_lease_then_removes_everything_and_
     assert_eq!(objects(&db, &db.name, &state).await, Objects { pg_state: true, my_state: true, ..NONE });
 
     init_cli(&cfg);
-    let out = tandem(&cfg, &["teardown", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    // On a terminal it asks: anything but yes drops nothing; yes drops it all.
+    let (code, said) = on_terminal(&cfg, "teardown", "no\n");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("Type yes to drop them") && said.contains(&format!("logical slot tandem_{}", db.name)) && said.contains("not confirmed"), "{said}");
+    assert_eq!(objects(&db, &db.name, &state).await, ALL);
+    let (code, said) = on_terminal(&cfg, "teardown", "yes\n");
+    assert_eq!(code, Some(0), "{said}");
     for line in [
         format!("postgres: logical slot tandem_{} dropped", db.name),
         format!("postgres: publication tandem_{} dropped", db.name),
@@ -342,4 +363,25 @@ async fn barrier_returns_once_markers_written_on_both_sides_before_it_are_on_the
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("timed out") && said.contains("postgres→mysql: waiting"), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no `tandem run` holds the lease"), "{}", text(&out));
+}
+
+/// The last transactions on MariaDB before the call are tandem's own (the
+/// rows it applied from Postgres): no client transaction moves the
+/// mysql→postgres checkpoint past them, the barrier's mark does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barrier_is_reached_when_the_last_transactions_on_a_side_were_tandems_own() {
+    let db = support::fresh_db("barrier_idle").await;
+    items(&db).await;
+    let cfg = db.write_config(&pair(&db));
+    init_cli(&cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = spawn_run(&cfg, &dir.path().join("run.log"), &[], &[]);
+    streaming(&db, 1).await;
+    streaming(&db, 2).await;
+    let t0 = Instant::now();
+    let out = tandem(&cfg, &["barrier", "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
+    signal(&run, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(30)).0, Some(0));
 }
