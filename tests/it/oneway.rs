@@ -1,6 +1,7 @@
 //! Per-pair `direction`: a `mysql-to-postgres` pair brings MariaDB's changes
 //! to Postgres while Postgres changes to that table stay in Postgres (and a
 //! `both` pair beside it still replicates both ways); `validate` says so;
+//! `check --repair` brings Postgres back to MariaDB's rows;
 //! switching the pair to `both` with a restart replicates new changes both
 //! ways with no backfill, and what Postgres changed before stays unsent.
 
@@ -93,6 +94,12 @@ async fn a_mysql_to_postgres_pair_brings_mariadb_changes_and_keeps_postgres_chan
         assert_eq!(pg_rows(&pg, &sql).await, rows(&[&["0"]]), "postgres {table}");
         assert_eq!(row(&mut my, &sql).await, rows(&[&["0"]]), "mariadb {table}");
     }
+
+    // `check --repair` brings the destination of a one-way pair back to its source.
+    let out = std::process::Command::new(tandem_bin()).args(["check", "--pair", "items", "--repair", "-c"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(pg_rows(&pg, items).await, rows(&[&["1", "a", "1"], &["2", "b", "20"], &["4", "d", "4"]]), "postgres follows mariadb after the repair");
+    assert_eq!(row(&mut my, items).await, rows(&[&["1", "a", "1"], &["2", "b", "20"], &["4", "d", "4"]]), "the repair changed the source");
 
     // Both ways from a restart on: no backfill, and nothing Postgres changed before is sent.
     let cfg = config(&db, "both");
