@@ -6,6 +6,7 @@
 //! `tandem <command>: <error>` on stderr) and decides the exit code. Nothing
 //! but `main.rs` imports it: the library never depends on the CLI.
 
+mod lifecycle;
 mod log;
 mod repeat;
 
@@ -24,8 +25,10 @@ Exit codes:
   validate     0 all checks hold, 1 problems found, 2 could not run
   check        0 in sync (with --repair: all repaired), 1 drift found, 2 error
   status       0, 2 error; with --check: 0 ready, 1 not ready, 2 could not tell
-  init, backfill, conflicts, quarantine, demo
+  init, backfill, conflicts, quarantine, demo, sequences
                0 done, 2 error (quarantine retry: also when a change is still rejected)
+  teardown     0 done, 2 error, not confirmed, or refused while `tandem run` holds the lease
+  barrier      0 reached, 1 timed out, 2 error
   any command  2 when its arguments or its config are wrong";
 
 #[derive(Debug, Parser)]
@@ -63,7 +66,11 @@ pub enum Command {
     Run,
     /// Create slot, publication, origin, state tables; idempotent.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
-    Init,
+    Init {
+        /// Print every statement init runs on each side, and run nothing (connects to nothing).
+        #[arg(long)]
+        print_sql: bool,
+    },
     /// Check config, connectivity and table compatibility.
     #[command(after_help = "Exit codes: 0 all checks hold, 1 problems found (with --offline: the config has problems), 2 could not run.")]
     Validate {
@@ -149,6 +156,29 @@ pub enum Command {
         #[command(subcommand)]
         action: QuarantineAction,
     },
+    /// Drop the slot, publication, replication origins and (unless --keep-state) the state of this pipeline.
+    #[command(after_help = "Exit codes: 0 done (also when nothing was left to drop), 2 error, not confirmed, or refused while a `tandem run` holds the pipeline lease (nothing dropped).")]
+    Teardown {
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Keep the state schema/database (checkpoints, conflicts, quarantine).
+        #[arg(long)]
+        keep_state: bool,
+    },
+    /// Wait until everything committed on either side before the call is applied on the other (the cut-over point).
+    #[command(after_help = "Exit codes: 0 reached, 1 timed out, 2 error.")]
+    Barrier {
+        /// Give up (exit 1) after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Key sequences of both sides (Postgres sequences, MySQL AUTO_INCREMENT).
+    #[command(after_help = "Exit codes: 0 done, 2 error.")]
+    Sequences {
+        #[command(subcommand)]
+        action: SequencesAction,
+    },
     /// Self-contained demo on throwaway local servers.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Demo {
@@ -182,6 +212,16 @@ pub enum ConflictsAction {
         /// The side whose current value both sides keep.
         #[arg(long, value_enum)]
         take: TakeSide,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SequencesAction {
+    /// Move each pair's Postgres sequence and MySQL AUTO_INCREMENT past the highest key on either side.
+    Sync {
+        /// Only this pair.
+        #[arg(long)]
+        pair: Option<String>,
     },
 }
 
@@ -276,7 +316,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
     let path = cli.config.as_path();
     match cli.command {
         Command::Run => run(path).await,
-        Command::Init => init(path).await,
+        Command::Init { print_sql: true } => init_print_sql(path),
+        Command::Init { print_sql: false } => init(path).await,
         Command::Validate { format, offline: true } => validate_offline(path, format),
         Command::Validate { format, offline: false } => validate(path, format).await,
         Command::Check { pair, repair, format, chunk_rows, max_rows_per_sec } => {
@@ -291,6 +332,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Status { format, check: false } => status(path, format).await,
         Command::Conflicts { action } => repeat::conflicts(path, action).await,
         Command::Quarantine { action } => repeat::quarantine(path, action).await,
+        Command::Teardown { yes, keep_state } => lifecycle::teardown(path, yes, keep_state).await,
+        Command::Barrier { timeout } => lifecycle::barrier(path, Duration::from_secs(timeout)).await,
+        Command::Sequences { action: SequencesAction::Sync { pair } } => lifecycle::sequences_sync(path, pair.as_deref()).await,
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
     }
 }
@@ -338,6 +382,17 @@ async fn init(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail("tandem init", e),
+    }
+}
+
+/// `tandem init --print-sql`: the setup as SQL on stdout; 0, or 2 when the config does not load.
+fn init_print_sql(path: &Path) -> ExitCode {
+    match load(path, "tandem init") {
+        Ok(cfg) => {
+            print!("{}", ops::init::render_sql(&ops::init::setup_sql(&cfg)));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
     }
 }
 

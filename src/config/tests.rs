@@ -165,3 +165,20 @@ fn timeouts_default_sanely_parse_from_the_timeouts_table_and_refuse_a_zero() {
     let unknown = GOOD.replace("[[pairs]]", "[timeouts]\nlock = 3\n\n[[pairs]]");
     assert!(parse_with_env(&unknown, &[]).is_err(), "unknown keys are refused");
 }
+
+#[test]
+fn a_pair_replicates_both_ways_unless_direction_says_one_and_owners_on_the_silent_side_are_errors() {
+    let c = parse_with_env(GOOD, &[]).unwrap();
+    assert_eq!(c.pairs[0].direction, PairDirection::Both);
+    assert!(c.pairs[0].direction.flows(Direction::PostgresToMysql) && c.pairs[0].direction.flows(Direction::MysqlToPostgres));
+    let one_way = GOOD.replace("[pairs.columns]\nemail = \"postgres\"\n", "direction = \"mysql-to-postgres\"\n[pairs.columns]\n");
+    let c = parse_with_env(&one_way, &[]).unwrap();
+    assert_eq!(c.pairs[0].direction, PairDirection::MysqlToPostgres);
+    assert!(c.pairs[0].direction.flows(Direction::MysqlToPostgres) && !c.pairs[0].direction.flows(Direction::PostgresToMysql));
+    // A column owned by postgres would reach no side in a mysql-to-postgres pair.
+    let contradictory = GOOD.replace("default_owner = \"both\"", "default_owner = \"both\"\ndirection = \"mysql-to-postgres\"");
+    assert_eq!(problem_keys(&contradictory), vec!["pairs[0].columns.email".to_string()]);
+    let rows = GOOD.replace("default_owner = \"both\"", "default_owner = \"mysql\"\ndirection = \"postgres-to-mysql\"");
+    assert_eq!(problem_keys(&rows), vec!["pairs[0].default_owner".to_string(), "pairs[0].columns.phone".to_string()]);
+    assert_eq!(problem_keys(&GOOD.replace("default_owner = \"both\"", "direction = \"sideways\"")), vec!["pairs[0].direction".to_string()]);
+}

@@ -37,3 +37,7 @@ mod validate_offline;
 mod bulk;
 mod observability;
 mod explain;
+mod lifecycle;
+mod oneway;
+mod keyspaces;
+mod migration;

@@ -9,13 +9,16 @@
 //! REPLICATION attribute, publication, slot, replication origin, state
 //! schema), `mysql` (binlog settings, server ids, GTID settings, the
 //! account's grants, state database), `pairs` (tables, keys, mapped columns,
-//! generated columns, table privileges, and every column's type pair), with
+//! generated columns, table privileges, and every column's type pair),
+//! `keys` (key generators of both sides that can collide, or that would
+//! produce keys already present), with
 //! `types::supported` (DESIGN.md §10) and `grants` (SHOW GRANTS parsing).
 //! A check whose query fails is itself reported as a problem, so one denied
 //! catalog read never hides the other findings. `offline` (`--offline`)
 //! checks the config and its files without connecting.
 
 pub mod grants;
+mod keys;
 mod mysql;
 pub mod offline;
 mod pairs;
@@ -94,6 +97,7 @@ pub async fn report(cfg: &crate::config::Config) -> Result<Report, String> {
     let pg_facts = postgres::check(&pg, cfg, &mut report).await;
     let my_facts = mysql::check(&mut my, cfg, &pg_facts, &mut report).await;
     pairs::check(cfg, &pg, &mut my, &pg_facts, &my_facts, &mut report).await;
+    keys::check(cfg, &pg, &mut my, &mut report).await;
     let _ = my.disconnect().await;
     Ok(report)
 }

@@ -183,6 +183,21 @@ async fn read_my(my: &mut Conn, t: &TableName, mariadb: bool) -> Res<Option<MyTa
 pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, pgf: &PgFacts, myf: &MyFacts, r: &mut Report) {
     for pair in &cfg.pairs {
         let object = format!("pair {}", pair.name);
+        if let Some(source) = pair.direction.only_source() {
+            r.info(
+                &object,
+                format!(
+                    "replicates only {source}→{} (direction = \"{}\"): changes made in {} stay there and are never applied to {source}; \
+                     set direction = \"both\" and restart to replicate both ways from then on (no new backfill; what was changed in {} \
+                     before is not sent: `tandem check --pair {}` shows it)",
+                    source.other(),
+                    pair.direction.as_str(),
+                    source.other(),
+                    source.other(),
+                    pair.name
+                ),
+            );
+        }
         let pgt = match read_pg(pg, &pair.postgres).await {
             Ok(t) => t,
             Err(e) => {
