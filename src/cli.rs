@@ -6,6 +6,7 @@
 //! `tandem <command>: <error>` on stderr) and decides the exit code. Nothing
 //! but `main.rs` imports it: the library never depends on the CLI.
 
+mod lifecycle;
 mod log;
 mod repeat;
 
@@ -24,8 +25,10 @@ Exit codes:
   validate     0 all checks hold, 1 problems found, 2 could not run
   check        0 in sync (with --repair: all repaired), 1 drift found, 2 error
   status       0, 2 error; with --check: 0 ready, 1 not ready, 2 could not tell
-  init, backfill, conflicts, quarantine, demo
+  init, backfill, conflicts, quarantine, demo, sequences
                0 done, 2 error (quarantine retry: also when a change is still rejected)
+  teardown     0 done, 2 error, not confirmed, or refused while `tandem run` holds the lease
+  barrier      0 reached, 1 timed out, 2 error
   any command  2 when its arguments or its config are wrong";
 
 #[derive(Debug, Parser)]
@@ -63,7 +66,11 @@ pub enum Command {
     Run,
     /// Create slot, publication, origin, state tables; idempotent.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
-    Init,
+    Init {
+        /// Print every statement init runs on each side, and run nothing (connects to nothing).
+        #[arg(long)]
+        print_sql: bool,
+    },
     /// Check config, connectivity and table compatibility.
     #[command(after_help = "Exit codes: 0 all checks hold, 1 problems found (with --offline: the config has problems), 2 could not run.")]
     Validate {
@@ -123,6 +130,20 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// One row's story: its values on both sides column by column with each
+    /// column's owner, and the conflict, quarantine and parked entries of its key.
+    #[command(after_help = "Exit codes: 0 the row is equal on both sides (or absent on both), 1 it differs, 2 error.")]
+    Explain {
+        /// The pair the row belongs to.
+        #[arg(long)]
+        pair: String,
+        /// The key, one value per key column in the pair's key order (repeat for a composite key).
+        #[arg(long = "key", required = true)]
+        key: Vec<String>,
+        /// Report format on stdout.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Conflicts recorded in tandem.conflicts.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
     Conflicts {
@@ -134,6 +155,29 @@ pub enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
+    },
+    /// Drop the slot, publication, replication origins and (unless --keep-state) the state of this pipeline.
+    #[command(after_help = "Exit codes: 0 done (also when nothing was left to drop), 2 error, not confirmed, or refused while a `tandem run` holds the pipeline lease (nothing dropped).")]
+    Teardown {
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Keep the state schema/database (checkpoints, conflicts, quarantine).
+        #[arg(long)]
+        keep_state: bool,
+    },
+    /// Wait until everything committed on either side before the call is applied on the other (the cut-over point).
+    #[command(after_help = "Exit codes: 0 reached, 1 timed out, 2 error.")]
+    Barrier {
+        /// Give up (exit 1) after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Key sequences of both sides (Postgres sequences, MySQL AUTO_INCREMENT).
+    #[command(after_help = "Exit codes: 0 done, 2 error.")]
+    Sequences {
+        #[command(subcommand)]
+        action: SequencesAction,
     },
     /// Self-contained demo on throwaway local servers.
     #[command(after_help = "Exit codes: 0 done, 2 error.")]
@@ -168,6 +212,16 @@ pub enum ConflictsAction {
         /// The side whose current value both sides keep.
         #[arg(long, value_enum)]
         take: TakeSide,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SequencesAction {
+    /// Move each pair's Postgres sequence and MySQL AUTO_INCREMENT past the highest key on either side.
+    Sync {
+        /// Only this pair.
+        #[arg(long)]
+        pair: Option<String>,
     },
 }
 
@@ -262,7 +316,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
     let path = cli.config.as_path();
     match cli.command {
         Command::Run => run(path).await,
-        Command::Init => init(path).await,
+        Command::Init { print_sql: true } => init_print_sql(path),
+        Command::Init { print_sql: false } => init(path).await,
         Command::Validate { format, offline: true } => validate_offline(path, format),
         Command::Validate { format, offline: false } => validate(path, format).await,
         Command::Check { pair, repair, format, chunk_rows, max_rows_per_sec } => {
@@ -272,10 +327,14 @@ async fn dispatch(cli: Cli) -> ExitCode {
             let opts = ops::backfill::copy::BackfillOptions { pairs, all, from: from.into(), chunk_rows, max_rows_per_sec, ..Default::default() };
             backfill(path, &opts).await
         }
+        Command::Explain { pair, key, format } => explain(path, &pair, &key, format).await,
         Command::Status { format, check: true } => status_check(path, format).await,
         Command::Status { format, check: false } => status(path, format).await,
         Command::Conflicts { action } => repeat::conflicts(path, action).await,
         Command::Quarantine { action } => repeat::quarantine(path, action).await,
+        Command::Teardown { yes, keep_state } => lifecycle::teardown(path, yes, keep_state).await,
+        Command::Barrier { timeout } => lifecycle::barrier(path, Duration::from_secs(timeout)).await,
+        Command::Sequences { action: SequencesAction::Sync { pair } } => lifecycle::sequences_sync(path, pair.as_deref()).await,
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)).await,
     }
 }
@@ -323,6 +382,17 @@ async fn init(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail("tandem init", e),
+    }
+}
+
+/// `tandem init --print-sql`: the setup as SQL on stdout; 0, or 2 when the config does not load.
+fn init_print_sql(path: &Path) -> ExitCode {
+    match load(path, "tandem init") {
+        Ok(cfg) => {
+            print!("{}", ops::init::render_sql(&ops::init::setup_sql(&cfg)));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
     }
 }
 
@@ -440,6 +510,28 @@ async fn status(path: &Path, format: OutputFormat) -> ExitCode {
         }
         ExitCode::from(2)
     }
+}
+
+/// `tandem explain`: 0 equal, 1 different, 2 error.
+async fn explain(path: &Path, pair: &str, key: &[String], format: OutputFormat) -> ExitCode {
+    const PREFIX: &str = "tandem explain";
+    let cfg = match load(path, PREFIX) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let story = match ops::explain::explain(&cfg, pair, key).await {
+        Ok(s) => s,
+        Err(e) => return fail(PREFIX, e),
+    };
+    match format {
+        OutputFormat::Json => {
+            if let Err(code) = print_pretty_json(PREFIX, &story) {
+                return code;
+            }
+        }
+        OutputFormat::Text => print!("{}", ops::explain::render_text(&story)),
+    }
+    ExitCode::from(if story.equal { 0 } else { 1 })
 }
 
 /// `tandem status --check`: 0 ready, 1 not ready, 2 could not tell.

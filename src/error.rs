@@ -75,6 +75,11 @@ pub enum Error {
     /// file, server without TLS): the message names the endpoint.
     #[error("tls: {0}")]
     Tls(String),
+    /// A command refused because something still uses the pipeline (a
+    /// `tandem run` holding its lease, a session streaming from its slot):
+    /// nothing was changed.
+    #[error("{what}, held by {by}: stop it first; nothing was changed")]
+    InUse { what: String, by: String },
     /// A wait on a database passed its bound (`[timeouts]`): the server or
     /// the network is stalled. Transient: the direction reconnects and
     /// resumes from its checkpoint, so nothing is lost or reordered.
@@ -143,7 +148,8 @@ impl Error {
             | Error::Backfill(_)
             | Error::Lease(_)
             | Error::Task(_)
-            | Error::Fenced { .. } => Definite,
+            | Error::Fenced { .. }
+            | Error::InUse { .. } => Definite,
             Error::Io(_) | Error::Protocol(_) | Error::Timeout { .. } => Transient,
             Error::PgServer { code, .. } => if pg_state_transient(code) { Transient } else { Definite },
             Error::Postgres(e) => match e.code() {
@@ -254,6 +260,7 @@ mod tests {
             Error::Lease("the lease row vanished".into()),
             Error::Task("source task panicked".into()),
             Error::Fenced { side: "mysql", epoch: 3 },
+            Error::InUse { what: "a `tandem run` holds the lease of pipeline crm".into(), by: "\"tandem crm h:1\"".into() },
             Error::Schema { pair: "p".into(), message: "column missing".into() },
             Error::Value { pair: "p".into(), column: "c".into(), message: "out of range".into() },
         ] {

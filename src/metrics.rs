@@ -38,6 +38,7 @@ pub const PARKED_ROWS: &str = "tandem_parked_rows";
 pub const DIRECTION_UP: &str = "tandem_direction_up";
 pub const BUILD_INFO: &str = "tandem_build_info";
 pub const APPLY_RETRIES: &str = "tandem_apply_retries_total";
+pub const ONE_WAY_SKIPPED: &str = "tandem_one_way_skipped_total";
 
 /// The metrics of `ALL` that are gauges (the rest are counters, `_total`, or histograms).
 const GAUGES: &[&str] = &[
@@ -79,6 +80,7 @@ pub const ALL: &[(&str, &str)] = &[
     (PARKED_ROWS, "Changes parked now while their pair is paused, by direction and pair."),
     (DIRECTION_UP, "1 while the direction streams, 0 while it starts, retries, is halted or stopped, by direction."),
     (BUILD_INFO, "Always 1; the version label is tandem's version."),
+    (ONE_WAY_SKIPPED, "Row changes read but not applied because their pair replicates only the other way ([[pairs]] direction), by direction and pair."),
     (APPLY_RETRIES, "Attempts of a direction that ended with a transient error and were retried from the checkpoint, by direction and reason (connection, timeout, lock_timeout, statement_timeout, deadlock, serialization, server_busy)."),
 ];
 

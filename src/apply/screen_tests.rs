@@ -20,6 +20,7 @@ fn pair(zero_dates: ZeroDates) -> PairConfig {
         deletes: DeleteSides::Both,
         missing_row: MissingRow::Ignore,
         zero_dates,
+        direction: crate::config::PairDirection::Both,
         columns: BTreeMap::new(),
     }
 }

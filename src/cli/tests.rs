@@ -54,6 +54,11 @@ fn retry_drop_and_resolve_take_an_id_or_pair_with_all_but_not_both_nor_neither()
         &["quarantine", "list", "--limit", "5"],
         &["check", "--chunk-rows", "500", "--max-rows-per-sec", "1000"],
         &["validate", "--offline"],
+        &["init", "--print-sql"],
+        &["teardown", "--yes", "--keep-state"],
+        &["barrier", "--timeout", "5"],
+        &["sequences", "sync", "--pair", "customers"],
+        &["sequences", "sync"],
     ] {
         assert!(parse(ok).is_ok(), "{ok:?}: {}", parse(ok).unwrap_err());
     }

@@ -91,6 +91,7 @@ pub struct RawPair {
     pub deletes: Option<String>,
     pub missing_row: Option<String>,
     pub zero_dates: Option<String>,
+    pub direction: Option<String>,
     #[serde(default)]
     pub columns: BTreeMap<String, RawColumn>,
 }

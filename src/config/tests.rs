@@ -149,3 +149,36 @@ fn zero_dates_defaults_to_quarantine_accepts_null_and_names_a_bad_value() {
     assert_eq!(err.problems.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), vec!["pairs[0].zero_dates"]);
     assert!(err.to_string().contains("quarantine, null"), "{err}");
 }
+
+#[test]
+fn timeouts_default_sanely_parse_from_the_timeouts_table_and_refuse_a_zero() {
+    let cfg = parse_with_env(GOOD, &[]).unwrap();
+    assert_eq!(cfg.timeouts, Timeouts::default());
+    assert_eq!(cfg.timeouts.heartbeat(), std::time::Duration::from_secs(1), "a quarter of 30 s, at most 1 s");
+    let text = GOOD.replace("[[pairs]]", "[timeouts]\nstatement_seconds = 5\nlock_seconds = 0.5\nread_seconds = 2\nconnect_seconds = 3\n\n[[pairs]]");
+    let t = parse_with_env(&text, &[]).unwrap().timeouts;
+    assert_eq!((t.statement.as_secs_f64(), t.lock.as_secs_f64(), t.read.as_secs_f64(), t.connect.as_secs_f64()), (5.0, 0.5, 2.0, 3.0));
+    assert_eq!(t.heartbeat(), std::time::Duration::from_millis(500));
+    assert_eq!(t.apply_call(), std::time::Duration::from_secs(10), "statement + min(statement, 5 s)");
+    let bad = GOOD.replace("[[pairs]]", "[timeouts]\nlock_seconds = 0\n\n[[pairs]]");
+    assert_eq!(problem_keys(&bad), vec!["timeouts.lock_seconds".to_string()]);
+    let unknown = GOOD.replace("[[pairs]]", "[timeouts]\nlock = 3\n\n[[pairs]]");
+    assert!(parse_with_env(&unknown, &[]).is_err(), "unknown keys are refused");
+}
+
+#[test]
+fn a_pair_replicates_both_ways_unless_direction_says_one_and_owners_on_the_silent_side_are_errors() {
+    let c = parse_with_env(GOOD, &[]).unwrap();
+    assert_eq!(c.pairs[0].direction, PairDirection::Both);
+    assert!(c.pairs[0].direction.flows(Direction::PostgresToMysql) && c.pairs[0].direction.flows(Direction::MysqlToPostgres));
+    let one_way = GOOD.replace("[pairs.columns]\nemail = \"postgres\"\n", "direction = \"mysql-to-postgres\"\n[pairs.columns]\n");
+    let c = parse_with_env(&one_way, &[]).unwrap();
+    assert_eq!(c.pairs[0].direction, PairDirection::MysqlToPostgres);
+    assert!(c.pairs[0].direction.flows(Direction::MysqlToPostgres) && !c.pairs[0].direction.flows(Direction::PostgresToMysql));
+    // A column owned by postgres would reach no side in a mysql-to-postgres pair.
+    let contradictory = GOOD.replace("default_owner = \"both\"", "default_owner = \"both\"\ndirection = \"mysql-to-postgres\"");
+    assert_eq!(problem_keys(&contradictory), vec!["pairs[0].columns.email".to_string()]);
+    let rows = GOOD.replace("default_owner = \"both\"", "default_owner = \"mysql\"\ndirection = \"postgres-to-mysql\"");
+    assert_eq!(problem_keys(&rows), vec!["pairs[0].default_owner".to_string(), "pairs[0].columns.phone".to_string()]);
+    assert_eq!(problem_keys(&GOOD.replace("default_owner = \"both\"", "direction = \"sideways\"")), vec!["pairs[0].direction".to_string()]);
+}

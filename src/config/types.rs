@@ -95,6 +95,45 @@ impl Owner {
     }
 }
 
+/// Which way a pair replicates (`[[pairs]] direction`): a one-way pair's
+/// changes on the other side are never applied (they stay where they were
+/// made), while both directions keep running and checkpointing, so
+/// switching the pair to `both` later needs only a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairDirection {
+    Both,
+    PostgresToMysql,
+    MysqlToPostgres,
+}
+
+impl PairDirection {
+    /// Are this pair's changes applied in `d`?
+    pub fn flows(self, d: Direction) -> bool {
+        matches!(
+            (self, d),
+            (PairDirection::Both, _) | (PairDirection::PostgresToMysql, Direction::PostgresToMysql) | (PairDirection::MysqlToPostgres, Direction::MysqlToPostgres)
+        )
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairDirection::Both => "both",
+            PairDirection::PostgresToMysql => "postgres-to-mysql",
+            PairDirection::MysqlToPostgres => "mysql-to-postgres",
+        }
+    }
+
+    /// The only side whose changes are applied, for a one-way pair.
+    pub fn only_source(self) -> Option<Side> {
+        match self {
+            PairDirection::Both => None,
+            PairDirection::PostgresToMysql => Some(Side::Postgres),
+            PairDirection::MysqlToPostgres => Some(Side::Mysql),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConflictPolicy {
     PostgresWins,
@@ -295,6 +334,8 @@ pub struct PairConfig {
     pub deletes: DeleteSides,
     pub missing_row: MissingRow,
     pub zero_dates: ZeroDates,
+    /// Which way the pair replicates (default both).
+    pub direction: PairDirection,
     /// Keyed by canonical column name.
     pub columns: BTreeMap<String, ColumnConfig>,
 }

@@ -279,6 +279,12 @@ fn pair(p: &mut Problems, i: usize, rp: RawPair) -> Option<PairConfig> {
     );
     let missing_row = p.choice(&at("missing_row"), rp.missing_row.as_deref(), MissingRow::Ignore, &[("ignore", MissingRow::Ignore), ("insert", MissingRow::Insert)]);
     let zero_dates = p.choice(&at("zero_dates"), rp.zero_dates.as_deref(), ZeroDates::Quarantine, &[("quarantine", ZeroDates::Quarantine), ("null", ZeroDates::Null)]);
+    let direction = p.choice(
+        &at("direction"),
+        rp.direction.as_deref(),
+        PairDirection::Both,
+        &[("both", PairDirection::Both), ("postgres-to-mysql", PairDirection::PostgresToMysql), ("mysql-to-postgres", PairDirection::MysqlToPostgres)],
+    );
     if let Some(k) = &rp.key {
         if k.is_empty() {
             p.add(at("key"), "must list at least one column");
@@ -297,6 +303,29 @@ fn pair(p: &mut Problems, i: usize, rp: RawPair) -> Option<PairConfig> {
         };
         columns.insert(col, cc);
     }
+    if let Some(source) = direction.only_source() {
+        // An owner on the side whose changes are never applied: that column (or row) would reach no side.
+        let other = match source.other() {
+            Side::Postgres => Owner::Postgres,
+            Side::Mysql => Owner::Mysql,
+        };
+        let why = |what: &str| {
+            format!(
+                "{what} owned by {} cannot replicate in a pair with direction = \"{}\" ({} changes are not applied): make it {source} or both, or set direction = \"both\"",
+                source.other(),
+                direction.as_str(),
+                source.other()
+            )
+        };
+        if default_owner == other {
+            p.add(at("default_owner"), why("rows"));
+        }
+        for (col, cc) in &columns {
+            if cc.owner == Some(other) {
+                p.add(format!("pairs[{i}].columns.{col}"), why("a column"));
+            }
+        }
+    }
     Some(PairConfig {
         name,
         postgres: postgres?,
@@ -309,6 +338,7 @@ fn pair(p: &mut Problems, i: usize, rp: RawPair) -> Option<PairConfig> {
         deletes,
         missing_row,
         zero_dates,
+        direction,
         columns,
     })
 }

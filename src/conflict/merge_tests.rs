@@ -22,6 +22,7 @@ pub(crate) fn pair(policy: ConflictPolicy) -> PairConfig {
         deletes: DeleteSides::Both,
         missing_row: MissingRow::Ignore,
         zero_dates: ZeroDates::Quarantine,
+        direction: crate::config::PairDirection::Both,
         columns,
     }
 }

@@ -108,6 +108,67 @@ impl BinlogPos {
     }
 }
 
+impl BinlogPos {
+    /// Does a stream that reached `self` include everything up to `target`?
+    /// `None` when the two cannot be compared (other kinds of position, an
+    /// unreadable GTID set). Unlike `try_cmp`, GTID positions need not be
+    /// ordered: every domain (MariaDB) or every transaction (MySQL) of
+    /// `target` must be in `self`.
+    pub fn covers(&self, target: &BinlogPos) -> Option<bool> {
+        match (self, target) {
+            (BinlogPos::File { .. }, BinlogPos::File { .. }) => self.try_cmp(target).map(|o| o != Ordering::Less),
+            (BinlogPos::MariaGtids(have), BinlogPos::MariaGtids(want)) => {
+                Some(want.iter().all(|w| have.iter().any(|h| h.domain == w.domain && h.seq >= w.seq)))
+            }
+            (BinlogPos::MysqlGtidSet(have), BinlogPos::MysqlGtidSet(want)) => {
+                let (have, want) = (gtid_intervals(have)?, gtid_intervals(want)?);
+                Some(want.iter().all(|(sid, lo, hi)| covered(&have, sid, *lo, *hi)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A MySQL GTID set's text (`uuid:1-5:7,uuid2:3`) as (source id, first, last)
+/// intervals; `None` when it does not read as one.
+fn gtid_intervals(text: &str) -> Option<Vec<(String, u64, u64)>> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut fields = part.split(':');
+        let sid = fields.next()?.trim().to_ascii_lowercase();
+        for range in fields {
+            let (lo, hi) = match range.split_once('-') {
+                Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+                None => {
+                    let n = range.trim().parse().ok()?;
+                    (n, n)
+                }
+            };
+            out.push((sid.clone(), lo, hi));
+        }
+    }
+    Some(out)
+}
+
+/// Is [lo, hi] of `sid` inside the intervals of `have` (one, or adjacent ones together)?
+fn covered(have: &[(String, u64, u64)], sid: &str, lo: u64, hi: u64) -> bool {
+    let mut ranges: Vec<(u64, u64)> = have.iter().filter(|(s, ..)| s == sid).map(|(_, a, b)| (*a, *b)).collect();
+    ranges.sort_unstable();
+    let mut next = lo;
+    for (a, b) in ranges {
+        if a > next {
+            break;
+        }
+        if b >= next {
+            if b >= hi {
+                return true;
+            }
+            next = b + 1;
+        }
+    }
+    false
+}
+
 /// Binlog files are `base.NNNNNN`; compare the numeric suffix, then the name.
 fn binlog_file_cmp(a: &str, b: &str) -> Ordering {
     let num = |s: &str| s.rsplit('.').next().and_then(|n| n.parse::<u64>().ok());
@@ -177,6 +238,18 @@ impl SourcePos {
     }
 }
 
+impl SourcePos {
+    /// Does a stream that reached `self` include everything up to `target`?
+    /// (`BinlogPos::covers`; `None` for positions of different sides.)
+    pub fn covers(&self, target: &SourcePos) -> Option<bool> {
+        match (self, target) {
+            (SourcePos::Postgres(a), SourcePos::Postgres(b)) => Some(a >= b),
+            (SourcePos::Mysql(a), SourcePos::Mysql(b)) => a.covers(b),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for SourcePos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -211,5 +284,33 @@ mod tests {
         assert_eq!(g2.try_cmp(&g3), None, "domains moving in opposite directions are unordered");
         assert_eq!(a.try_cmp(&g1), None, "file positions and GTIDs do not compare");
         assert_eq!(g1.to_string().parse::<BinlogPos>().unwrap(), g1);
+    }
+
+    #[test]
+    fn a_position_covers_a_target_when_every_domain_or_transaction_of_it_is_in() {
+        let p = |s: &str| s.parse::<BinlogPos>().unwrap();
+        // MariaDB: per domain, whatever the server id; a domain missing from the stream is not covered.
+        assert_eq!(p("mariadb-gtid:0-1-10,1-1-3").covers(&p("mariadb-gtid:0-7-10,1-1-2")), Some(true));
+        assert_eq!(p("mariadb-gtid:0-1-10,1-1-3").covers(&p("mariadb-gtid:0-1-11")), Some(false));
+        assert_eq!(p("mariadb-gtid:0-1-10").covers(&p("mariadb-gtid:0-1-9,2-1-1")), Some(false));
+        assert_eq!(p("mariadb-gtid:0-1-10,2-1-1").covers(&p("mariadb-gtid:")), Some(true), "an empty binlog is covered");
+        // Unordered for try_cmp, yet covered.
+        assert_eq!(p("mariadb-gtid:0-1-10,1-1-2").try_cmp(&p("mariadb-gtid:0-1-9,1-1-5")), None);
+        assert_eq!(p("mariadb-gtid:0-1-10,1-1-5").covers(&p("mariadb-gtid:0-1-9,1-1-5")), Some(true));
+        // Files: by file number, then offset.
+        assert_eq!(p("file:b.000002:4").covers(&p("file:b.000001:900")), Some(true));
+        assert_eq!(p("file:b.000002:4").covers(&p("file:b.000002:5")), Some(false));
+        // MySQL GTID sets: containment, also across adjacent intervals.
+        let a = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let b = "4f22fa47-71ca-11e1-9e33-c80aa9429562";
+        let set = |s: String| p(&format!("mysql-gtid:{s}"));
+        assert_eq!(set(format!("{a}:1-10:12,{b}:1-3")).covers(&set(format!("{a}:1-9,{b}:2"))), Some(true));
+        assert_eq!(set(format!("{a}:1-10")).covers(&set(format!("{a}:1-11"))), Some(false));
+        assert_eq!(set(format!("{a}:1-5:6-10")).covers(&set(format!("{a}:3-8"))), Some(true));
+        assert_eq!(set(format!("{a}:1-10")).covers(&set(format!("{b}:1"))), Some(false));
+        assert_eq!(set(format!("{a}:x")).covers(&set(format!("{a}:1"))), None, "unreadable");
+        assert_eq!(p("file:b.000002:4").covers(&p("mariadb-gtid:0-1-1")), None, "other kinds");
+        assert_eq!(SourcePos::Postgres(Lsn(10)).covers(&SourcePos::Postgres(Lsn(10))), Some(true));
+        assert_eq!(SourcePos::Postgres(Lsn(9)).covers(&SourcePos::Postgres(Lsn(10))), Some(false));
     }
 }

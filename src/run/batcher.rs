@@ -17,6 +17,11 @@
 //! complete transactions are committed if none of the partial one was
 //! written yet; otherwise the whole batch is rolled back and replayed later.
 //!
+//! A barrier mark (`tandem barrier`, `super::barrier`) commits the open
+//! batch and then its own position as the checkpoint, in a destination
+//! transaction of its own, so the checkpoint passes it even when nothing
+//! before it needed applying.
+//!
 //! Paused pairs (`SourceEvent::PairState`, a mapped column missing at the
 //! source): their changes are parked at the destination, in the same
 //! transaction as everything else, while the other pairs go on. A pair with
@@ -251,6 +256,9 @@ pub async fn run_batcher<A: BatchApplier, E: EventStream>(
                 }
                 // Only tandem's own transactions carry one; the echo stage consumes them.
                 SourceEvent::Applied(_) => {}
+                SourceEvent::Watermark { position, payload } if super::barrier::BarrierMark::parse(&payload).is_some() => {
+                    checkpoint_mark(direction, applier, &mut b, &mut stats, &ack, pair_names, position).await?;
+                }
                 SourceEvent::Watermark { position, payload } => {
                     let signal: Signal = match serde_json::from_str(&payload) {
                         Ok(s) => s,
@@ -377,6 +385,61 @@ async fn commit<A: BatchApplier>(
     Ok(())
 }
 
+/// Commits the open batch (everything before `position`), then opens a
+/// destination transaction unless one is open.
+async fn close_batch_at_signal<A: BatchApplier>(
+    direction: Direction,
+    applier: &mut A,
+    b: &mut Batch,
+    stats: &mut BatcherStats,
+    ack: &impl Fn(&SourcePos),
+    pair_names: &[String],
+) -> Result<()> {
+    if b.open && b.last.is_some() {
+        commit(direction, applier, b, stats, ack, pair_names).await?;
+    }
+    if !b.open {
+        applier.begin().await?;
+        b.open = true;
+    }
+    if !b.buffer.is_empty() {
+        applier.write(b.origin, &b.buffer).await?;
+        b.buffer.clear();
+    }
+    Ok(())
+}
+
+/// The open transaction, committed with `position` as the checkpoint; the
+/// source acknowledged up to it.
+async fn commit_signal<A: BatchApplier>(applier: &mut A, b: &mut Batch, ack: &impl Fn(&SourcePos), position: SourcePos) -> Result<()> {
+    applier.commit(&TxnMeta { position: position.clone(), commit_ts: 0, origin: None, txn_seq: 0 }).await?;
+    b.open = false;
+    b.rows = 0;
+    b.lingering = false;
+    if b.idle.as_ref().is_some_and(|i| i.try_cmp(&position) != Some(std::cmp::Ordering::Greater)) {
+        b.idle = None;
+    }
+    ack(&position);
+    b.acked = Some(position);
+    Ok(())
+}
+
+/// A barrier mark (`super::barrier`): commits the open batch, then the
+/// mark's position as the checkpoint in a transaction of its own.
+async fn checkpoint_mark<A: BatchApplier>(
+    direction: Direction,
+    applier: &mut A,
+    b: &mut Batch,
+    stats: &mut BatcherStats,
+    ack: &impl Fn(&SourcePos),
+    pair_names: &[String],
+    position: SourcePos,
+) -> Result<()> {
+    close_batch_at_signal(direction, applier, b, stats, ack, pair_names).await?;
+    tracing::debug!(%direction, %position, "barrier mark: checkpoint moved to it");
+    commit_signal(applier, b, ack, position).await
+}
+
 /// A backfill chunk's high watermark: commits the open batch (everything
 /// before the watermark), then merges the chunk in a transaction of its own
 /// that commits the watermark's position as the checkpoint.
@@ -391,17 +454,7 @@ async fn apply_chunk<A: BatchApplier>(
     job: ChunkJob,
     position: SourcePos,
 ) -> Result<()> {
-    if b.open && b.last.is_some() {
-        commit(direction, applier, b, stats, ack, pair_names).await?;
-    }
-    if !b.open {
-        applier.begin().await?;
-        b.open = true;
-    }
-    if !b.buffer.is_empty() {
-        applier.write(b.origin, &b.buffer).await?;
-        b.buffer.clear();
-    }
+    close_batch_at_signal(direction, applier, b, stats, ack, pair_names).await?;
     let name = name_of(pair_names, job.pair);
     let outcome = match applier.apply_chunk(&job).await {
         Ok(o) => o,
@@ -415,15 +468,7 @@ async fn apply_chunk<A: BatchApplier>(
             applier.apply_chunk(&ChunkJob { fix: None, ..job.clone() }).await?
         }
     };
-    applier.commit(&TxnMeta { position: position.clone(), commit_ts: 0, origin: None, txn_seq: 0 }).await?;
-    b.open = false;
-    b.rows = 0;
-    b.lingering = false;
-    if b.idle.as_ref().is_some_and(|i| i.try_cmp(&position) != Some(std::cmp::Ordering::Greater)) {
-        b.idle = None;
-    }
-    ack(&position);
-    b.acked = Some(position);
+    commit_signal(applier, b, ack, position).await?;
     match outcome {
         ChunkOutcome::Applied { rows } => {
             metrics::counter!(m::BACKFILL_ROWS, "direction" => direction.key(), "pair" => name.clone()).increment(rows);

@@ -423,3 +423,32 @@ async fn no_batch_stays_open_past_max_batch_delay() {
         opened = at + Duration::from_millis(1);
     }
 }
+
+/// A `tandem barrier` mark after transactions that were all dropped (echoes:
+/// `Idle`) still moves the checkpoint: committed in a transaction of its
+/// own, after the open batch, at the mark's position.
+#[tokio::test]
+async fn a_barrier_mark_commits_its_position_as_the_checkpoint() {
+    let mark = |lsn: u64| SourceEvent::Watermark {
+        position: SourcePos::Postgres(Lsn(lsn)),
+        payload: crate::run::barrier::BarrierMark::new("p", "b1").to_json(),
+    };
+    let mut ev = txn(1, 10, 2);
+    ev.push(SourceEvent::Idle(SourcePos::Postgres(Lsn(20))));
+    ev.push(mark(30));
+    let (calls, acks) = drive(ev, settings(100, 100)).await;
+    assert_eq!(
+        calls,
+        vec![
+            Call::Begin,
+            Call::Write(2),
+            Call::Commit(SourcePos::Postgres(Lsn(10))),
+            Call::Begin,
+            Call::Commit(SourcePos::Postgres(Lsn(30))),
+        ]
+    );
+    assert_eq!(acks.last(), Some(&SourcePos::Postgres(Lsn(30))));
+    // Alone, between batches.
+    let (calls, _) = drive(vec![SourceEvent::Idle(SourcePos::Postgres(Lsn(5))), mark(7)], settings(100, 100)).await;
+    assert_eq!(calls, vec![Call::Begin, Call::Commit(SourcePos::Postgres(Lsn(7)))]);
+}

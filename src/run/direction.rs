@@ -1,6 +1,7 @@
 //! One direction of the pipeline, whatever its databases: a `Source`
-//! streaming into a bounded channel, the echo stage, the batcher and an
-//! applier wrapped in the echo bookkeeping (DESIGN §1).
+//! streaming into a bounded channel, the echo stage, the one-way filter
+//! (`super::oneway`), the batcher and an applier wrapped in the echo
+//! bookkeeping (DESIGN §1).
 //!
 //! Invariants: the stream starts where the destination's checkpoint says
 //! (`Source::resume`); the source is told "committed up to X" only after the
@@ -66,7 +67,7 @@ pub async fn run_direction<S: Source, A: BatchApplier>(
 
     let stage = EchoStage::new(side, reg.clone(), schemas);
     let mut applier = Bookkept::new(applier, side.other(), reg.clone(), stage.seen_now(), cfg.pairs.clone());
-    let mut events = stage.events(rx);
+    let mut events = super::oneway::OneWay::new(stage.events(rx), direction, &cfg.pairs);
     let ack = move |pos: &SourcePos| {
         state.acknowledged(direction, pos);
         if S::ACK_IS_DURABLE {

@@ -20,11 +20,13 @@
 //! does the same.
 
 pub mod backoff;
+pub mod barrier;
 pub mod batcher;
 pub mod bounded;
 pub mod direction;
 pub mod lease;
 mod monitor;
+pub mod oneway;
 mod supervise;
 
 use supervise::supervise;

@@ -12,6 +12,9 @@
 
 use crate::config::Direction;
 
+/// The state tables both databases hold (MySQL also `origin_marker`), as the DDL below creates them.
+pub const STATE_TABLES: &[&str] = &["checkpoints", "conflicts", "quarantine", "parked", "signals", "backfills", "lease"];
+
 /// DDL for the Postgres state schema (idempotent).
 pub fn postgres_state_ddl(schema: &str) -> Vec<String> {
     vec![

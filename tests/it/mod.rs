@@ -40,3 +40,8 @@ mod type_ranges;
 mod triggers;
 mod backfill_fk;
 mod partitions;
+mod explain;
+mod lifecycle;
+mod oneway;
+mod keyspaces;
+mod migration;

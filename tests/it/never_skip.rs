@@ -76,6 +76,13 @@ async fn halts_mysql_to_postgres(tag: &str, case: Case, cause: &str) {
         }
         Case::Compressed => {
             my.query_drop("SET GLOBAL log_bin_compress = ON").await.unwrap();
+            // validate sees the setting too (and, on the shared Postgres, the unlimited slot WAL).
+            let out = std::process::Command::new(tandem_bin()).args(["validate", "-c"]).arg(&cfg).output().unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_eq!(out.status.code(), Some(1), "{said}");
+            assert!(said.contains("PROBLEM mysql log_bin_compress"), "{said}");
+            assert!(said.contains("max_slot_wal_keep_size: warning: is -1 (unlimited)"), "{said}");
+            assert!(said.contains("of WAL"), "validate reports the WAL the slot retains: {said}");
             let mut fresh = connect_my().await;
             fresh.query_drop(format!("UPDATE items SET n = 2, body = '{}' WHERE id = 1", "x".repeat(2000))).await.unwrap();
         }

@@ -247,7 +247,13 @@ async fn metrics_health_status_and_the_status_command_report_both_directions_and
         sample(&parse_prometheus(body), "tandem_changes_applied_total", &[("direction", direction), ("pair", "counters"), ("op", "insert")])
     };
     let (_, metrics) = http_until(addr, "/metrics", Duration::from_secs(10), |c, b| {
-        c == 200 && applied(b, "postgres_to_mysql") == Some(FROM_PG as f64) && applied(b, "mysql_to_postgres") == Some(FROM_MY as f64)
+        // Each side's stream also carries tandem's writes of the other direction, read a moment later.
+        let echoes = |d| sample(&parse_prometheus(b), "tandem_echo_suppressed_total", &[("direction", d)]).unwrap_or(0.0);
+        c == 200
+            && applied(b, "postgres_to_mysql") == Some(FROM_PG as f64)
+            && applied(b, "mysql_to_postgres") == Some(FROM_MY as f64)
+            && echoes("postgres_to_mysql") >= 1.0
+            && echoes("mysql_to_postgres") >= 1.0
     })
     .await;
     let samples = parse_prometheus(&metrics);

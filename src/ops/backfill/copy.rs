@@ -122,12 +122,21 @@ pub async fn backfill(cfg: &Config, opts: &BackfillOptions, report: &mut dyn Rep
         )));
     }
     let schemas = crate::schema::introspect::resolve_all(cfg, &pg.client, &mut my.conn).await?;
+    // A one-way pair is copied only the way it replicates (`--all` leaves it out).
+    let flows = |name: &str| cfg.pairs.iter().find(|p| p.name == name).map_or(true, |p| p.direction.flows(crate::config::Direction::from_source(opts.from)));
     let selected: Vec<&PairSchema> = if opts.all {
-        schemas.iter().collect()
+        schemas.iter().filter(|s| flows(&s.name)).collect()
     } else {
         let mut out = Vec::new();
         for name in &opts.pairs {
             out.push(schemas.iter().find(|s| &s.name == name).ok_or_else(|| Error::Request(format!("no pair named {name} in the config")))?);
+            if !flows(name) {
+                return Err(Error::Request(format!(
+                    "pair {name} does not replicate from {} (its direction is one-way the other way): backfill it --from {}",
+                    opts.from,
+                    opts.from.other()
+                )));
+            }
         }
         out
     };

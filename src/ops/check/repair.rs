@@ -6,6 +6,9 @@
 //!   and reported as not repaired).
 //! - A row present on one side only is copied to the other when that side
 //!   owns rows (`default_owner` = that side or `both`), else deleted.
+//! - A one-way pair (`direction`) is repaired toward its source: every
+//!   differing column takes the source's value, a row only on the source is
+//!   copied, a row only on the destination is deleted.
 //! - Writes carry tandem's origin tags so they do not echo: Postgres writes
 //!   run in a session set up with the replication origin, each MySQL repair
 //!   transaction first writes `origin_marker`. PostgreSQL lets only one
@@ -126,6 +129,10 @@ fn newer(kind: ValueKind, a: Option<&str>, b: Option<&str>) -> Ordering {
 
 /// Which side's value a differing column takes, or why it is left alone.
 fn winner(pair: &PairConfig, ctx: &PairCtx, col: usize, pg: &TextRow, my: &TextRow) -> std::result::Result<Side, String> {
+    // A one-way pair's destination follows its source, whoever owns the column.
+    if let Some(source) = pair.direction.only_source() {
+        return Ok(source);
+    }
     match ctx.schema.columns[col].owner {
         Owner::Postgres => Ok(Side::Postgres),
         Owner::Mysql => Ok(Side::Mysql),
@@ -162,7 +169,10 @@ fn not_updatable(ctx: &PairCtx, side: Side, col: usize) -> bool {
 
 /// The actions for one confirmed difference, and what is left unrepaired (with why).
 fn plan(pair: &PairConfig, ctx: &PairCtx, o: &Observed, f: &Finding) -> (Vec<Action>, Vec<(Vec<usize>, String)>) {
-    let owns_rows = |s: Side| pair.default_owner == Owner::Both || pair.default_owner == if s == Side::Postgres { Owner::Postgres } else { Owner::Mysql };
+    let owns_rows = |s: Side| match pair.direction.only_source() {
+        Some(source) => s == source,
+        None => pair.default_owner == Owner::Both || pair.default_owner == if s == Side::Postgres { Owner::Postgres } else { Owner::Mysql },
+    };
     match (f, &o.pg, &o.my) {
         (Finding::MissingInMysql, _, _) if owns_rows(Side::Postgres) => (vec![Action::Insert { target: Side::Mysql }], vec![]),
         (Finding::MissingInMysql, _, _) => (vec![Action::Delete { target: Side::Postgres }], vec![]),

@@ -10,17 +10,19 @@
 //! REPLICATION attribute, publication, slot, replication origin, state
 //! schema), `mysql` (binlog settings, server ids, GTID settings, the
 //! account's grants, state database), `pairs` (tables, keys, mapped columns,
-//! generated columns, table privileges, and every column's type pair), with
-//! `types::judge` (DESIGN.md §10, by value range: `ranges`, `fixes`) and
-//! `grants` (SHOW GRANTS parsing); `sessions` (what the apply sessions do
-//! about destination triggers and foreign keys, and the triggers of every
-//! mapped table).
+//! generated columns, table privileges, and every column's type pair),
+//! `keys` (key generators of both sides that can collide, or that would
+//! produce keys already present), with `types::judge` (DESIGN.md §10, by
+//! value range: `ranges`, `fixes`) and `grants` (SHOW GRANTS parsing);
+//! `sessions` (what the apply sessions do about destination triggers and
+//! foreign keys, and the triggers of every mapped table).
 //! A check whose query fails is itself reported as a problem, so one denied
 //! catalog read never hides the other findings. `offline` (`--offline`)
 //! checks the config and its files without connecting.
 
 mod fixes;
 pub mod grants;
+mod keys;
 mod mysql;
 pub mod offline;
 mod pairs;
@@ -115,6 +117,7 @@ pub async fn report(cfg: &crate::config::Config) -> Result<Report, String> {
     let my_facts = mysql::check(&mut my, cfg, &pg_facts, &mut report).await;
     pairs::check(cfg, &pg, &mut my, &pg_facts, &my_facts, &mut report).await;
     sessions::check(cfg, &pg, &mut my, &mut report).await;
+    keys::check(cfg, &pg, &mut my, &mut report).await;
     let _ = my.disconnect().await;
     Ok(report)
 }

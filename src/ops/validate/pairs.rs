@@ -202,6 +202,21 @@ async fn read_my(my: &mut Conn, t: &TableName, mariadb: bool) -> Res<Option<MyTa
 pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, pgf: &PgFacts, myf: &MyFacts, r: &mut Report) {
     for pair in &cfg.pairs {
         let object = format!("pair {}", pair.name);
+        if let Some(source) = pair.direction.only_source() {
+            r.info(
+                &object,
+                format!(
+                    "replicates only {source}→{} (direction = \"{}\"): changes made in {} stay there and are never applied to {source}; \
+                     set direction = \"both\" and restart to replicate both ways from then on (no new backfill; what was changed in {} \
+                     before is not sent: `tandem check --pair {}` shows it)",
+                    source.other(),
+                    pair.direction.as_str(),
+                    source.other(),
+                    source.other(),
+                    pair.name
+                ),
+            );
+        }
         let pgt = match read_pg(pg, &pair.postgres).await {
             Ok(t) => t,
             Err(e) => {
@@ -465,7 +480,11 @@ fn columns(pair: &PairConfig, pg: &PgTable, my: &MyTable, r: &mut Report) {
             );
         }
         // A column one side computes only flows from that side.
-        let flows = Flows { to_mysql: !mc.generated, to_postgres: pc.generated.is_none() };
+        // So does a one-way pair's (`direction`).
+        let flows = Flows {
+            to_mysql: !mc.generated && pair.direction.flows(crate::config::Direction::PostgresToMysql),
+            to_postgres: pc.generated.is_none() && pair.direction.flows(crate::config::Direction::MysqlToPostgres),
+        };
         let types = format!("postgres {} ↔ mysql {}", pc.ty.name, mc.ty.column_type);
         match judge(&pc.ty, &mc.ty, flows) {
             Verdict::Ok => {}

@@ -17,9 +17,14 @@ use super::{my_err, pg_err, Report};
 use crate::config::Config;
 use crate::schema::triggers::{my_triggers, pg_triggers, Trigger};
 
-fn consequence(t: &Trigger, side: &str, other: &str) -> String {
+fn consequence(t: &Trigger, side: &str, other: &str, two_way: bool) -> String {
+    let then = if two_way {
+        format!("what it changes in those rows is read back and sent to {other} as {side}'s outcome, so both sides keep its values; what it changes elsewhere is not replicated")
+    } else {
+        format!("what it changes stays in {side} (the pair replicates only {other}→{side})")
+    };
     format!(
-        "trigger {} ({}{}) fires on the rows tandem writes here: what it changes in those rows is read back and sent to {other} as {side}'s outcome, so both sides keep its values; what it changes elsewhere is not replicated",
+        "trigger {} ({}{}) fires on the rows tandem writes here: {then}",
         t.name,
         t.when,
         if side == "postgres" { format!(", {}", t.mode_name()) } else { String::new() }
@@ -55,6 +60,11 @@ pub(super) async fn check(cfg: &Config, pg: &tokio_postgres::Client, my: &mut my
     r.info("mysql apply sessions", "set foreign_key_checks = 0 (rows of a batch may arrive in any order); MySQL triggers always fire");
     for pair in &cfg.pairs {
         let object = format!("pair {}", pair.name);
+        let two_way = pair.direction == crate::config::PairDirection::Both;
+        let (into_pg, into_my) = (
+            pair.direction.flows(crate::config::Direction::MysqlToPostgres),
+            pair.direction.flows(crate::config::Direction::PostgresToMysql),
+        );
         let pg_fire: Vec<Trigger> = match pg_triggers(pg, &pair.postgres).await {
             Ok(ts) => {
                 for t in ts.iter().filter(|t| !t.fires(replica)) {
@@ -67,8 +77,10 @@ pub(super) async fn check(cfg: &Config, pg: &tokio_postgres::Client, my: &mut my
                 Vec::new()
             }
         };
+        // Only triggers of a side tandem writes to fire on replicated rows.
+        let pg_fire: Vec<Trigger> = if into_pg { pg_fire } else { Vec::new() };
         for t in &pg_fire {
-            r.warning(format!("postgres table {}", pair.postgres), consequence(t, "postgres", "mysql"));
+            r.warning(format!("postgres table {}", pair.postgres), consequence(t, "postgres", "mysql", two_way));
         }
         let my_fire = match my_triggers(my, &pair.mysql).await {
             Ok(ts) => ts,
@@ -77,8 +89,9 @@ pub(super) async fn check(cfg: &Config, pg: &tokio_postgres::Client, my: &mut my
                 Vec::new()
             }
         };
+        let my_fire: Vec<Trigger> = if into_my { my_fire } else { Vec::new() };
         for t in &my_fire {
-            r.warning(format!("mysql table {}", pair.mysql), consequence(t, "mysql", "postgres"));
+            r.warning(format!("mysql table {}", pair.mysql), consequence(t, "mysql", "postgres", two_way));
         }
         if !pg_fire.is_empty() && !my_fire.is_empty() {
             let names = |ts: &[Trigger]| ts.iter().map(|t| t.name.clone()).collect::<Vec<_>>().join(", ");

@@ -362,3 +362,18 @@ proptest! {
         let _ = returns(|| decode_binlog_rows(&tme, kind, &body))?;
     }
 }
+
+#[test]
+fn a_mysql_8_partial_json_update_event_stops_the_direction_instead_of_being_half_applied() {
+    // PARTIAL_UPDATE_ROWS_EVENT (39, binlog_row_value_options = PARTIAL_JSON): the v2 update
+    // layout, whose after-images carry JSON diffs tandem cannot apply faithfully.
+    let cols = [Col::LongLong, Col::Blob(2)];
+    let body = rows_event(31, &cols, &[vec![Cell::Int(1), Cell::Bytes(b"{}".to_vec())], vec![Cell::Int(1), Cell::Bytes(b"{}".to_vec())]]);
+    match decode_binlog_rows(&table_map(&cols), 39, &body) {
+        Err(e @ crate::Error::Unsupported(_)) => {
+            assert!(e.halts_direction(), "{e}");
+            assert!(e.to_string().contains("partial JSON"), "{e}");
+        }
+        other => panic!("a partial JSON update must stop the direction, got {other:?}"),
+    }
+}

@@ -22,6 +22,18 @@ impl MyState {
 }
 
 impl MyPipelineState {
+    /// Registers the pipeline with a lease row of epoch 0 unless it has one
+    /// (`tandem init`): the row says the state database is in use by it
+    /// before any `tandem run` (see `retire`). Literal SQL, so that
+    /// `init --print-sql` prints what init runs.
+    pub fn register_sql(&self) -> String {
+        format!(
+            "INSERT IGNORE INTO {} (pipeline, epoch, holder, acquired_at) VALUES ({}, 0, NULL, UTC_TIMESTAMP(6))",
+            self.table("lease"),
+            crate::sql::my::literal(&self.pipeline)
+        )
+    }
+
     /// Increments the pipeline's lease epoch, creating the table and the row
     /// if needed, records `holder`, and returns the new epoch (`None` if the
     /// row is not there to read back), in one transaction.

@@ -2,7 +2,8 @@
 //! `tandem` database, or `state_schema`), one file per table: the
 //! `postgres_to_mysql` checkpoint with its lease fence (`checkpoints`), the
 //! lease epoch, the origin marker, conflicts, quarantine, parked changes,
-//! backfill progress (`backfill`).
+//! backfill progress (`backfill`); and, across every table, retiring a
+//! pipeline's state for `tandem teardown` (`retire`).
 //!
 //! `MyState` is one pipeline and direction (the applier's view);
 //! `MyPipelineState` is the whole pipeline, for what is not tied to one
@@ -25,6 +26,7 @@ mod lease;
 mod origin_marker;
 mod parked;
 mod quarantine;
+mod retire;
 
 use crate::config::{Config, Direction};
 use crate::sql::my::{ident, push_literal};

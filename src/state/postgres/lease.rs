@@ -9,6 +9,18 @@ use crate::Result;
 use tokio_postgres::Client;
 
 impl PgPipelineState {
+    /// Registers the pipeline with a lease row of epoch 0 unless it has one
+    /// (`tandem init`): the row says the state schema is in use by it before
+    /// any `tandem run` (see `retire`). Literal SQL, so that `init
+    /// --print-sql` prints what init runs.
+    pub fn register_sql(&self) -> String {
+        format!(
+            "INSERT INTO {} (pipeline, epoch, holder, acquired_at) VALUES ({}, 0, NULL, now()) ON CONFLICT (pipeline) DO NOTHING",
+            self.table("lease"),
+            crate::sql::pg::literal(&self.pipeline)
+        )
+    }
+
     /// Increments the pipeline's lease epoch, creating the table and the row
     /// if needed, records `holder`, and returns the new epoch.
     pub async fn bump_lease_epoch(&self, client: &Client, holder: &str) -> Result<i64> {

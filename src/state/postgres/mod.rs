@@ -2,7 +2,8 @@
 //! schema, or `state_schema`), one file per table: the `mysql_to_postgres`
 //! checkpoint with its source identity and lease fence (`checkpoints`), the
 //! lease epoch, conflicts, quarantine, parked changes, backfill progress
-//! (`backfill`). The applier writes its rows inside its batch transaction,
+//! (`backfill`); and, across every table, retiring a pipeline's state for
+//! `tandem teardown` (`retire`). The applier writes its rows inside its batch transaction,
 //! so they commit or roll back with the batch.
 //!
 //! `PgState` is one pipeline and direction (the applier's view);
@@ -20,6 +21,7 @@ mod conflicts;
 mod lease;
 mod parked;
 mod quarantine;
+mod retire;
 
 use crate::config::{Config, Direction};
 use crate::sql::pg::ident;

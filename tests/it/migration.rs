@@ -1,0 +1,166 @@
+//! The migration story of README "Migrating MySQL to Postgres with a way
+//! back", end to end with the real binary: an application writes to MariaDB;
+//! `init` and a `mysql-to-postgres` stream; `backfill` of the existing rows
+//! while it writes; the application stops, `barrier`, the sides are equal;
+//! `sequences sync`; the pair turned `postgres-to-mysql` (the reverse stream
+//! of the rollback window) and the application moves to Postgres, MariaDB
+//! staying current; a rollback to MariaDB loses nothing and its new rows
+//! (AUTO_INCREMENT) do not collide; `teardown` leaves no slot.
+
+use super::lifecycle::{config_with_state, own_state_schema, tandem};
+use super::util::*;
+use crate::support::{self, TestDb};
+use mysql_async::prelude::Queryable;
+use rand::Rng;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SEED: i64 = 5000;
+const SQL: &str = "SELECT id, customer, amount, status FROM orders ORDER BY id";
+
+fn config(db: &TestDb, direction: &str) -> PathBuf {
+    let pair = format!("[[pairs]]\nname = \"orders\"\npostgres = \"public.orders\"\nmysql = \"{}.orders\"\ndirection = \"{direction}\"\n", db.name);
+    config_with_state(db, &own_state_schema(db), None, &pair)
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{what}: {said}\n{}", String::from_utf8_lossy(&o.stderr));
+    said
+}
+
+/// The application: inserts (ids from the database), updates and deletes on one side until `stop`.
+async fn app(db: TestDb, on_pg: bool, stop: Arc<AtomicBool>, writes: Arc<AtomicU64>) {
+    let pg = db.pg().await;
+    let mut my = db.my().await;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let (op, id, amount) = {
+            let mut r = rand::thread_rng();
+            (r.gen_range(0..10), r.gen_range(1..=SEED), r.gen_range(1..1000i64))
+        };
+        let status = format!("s{n}");
+        match (op, on_pg) {
+            (0..=3, false) => my.exec_drop("INSERT INTO orders (customer, amount, status) VALUES (?, ?, 'new')", (format!("my app {n}"), amount)).await.unwrap(),
+            (0..=3, true) => {
+                pg.execute("INSERT INTO orders (customer, amount, status) VALUES ($1, $2, 'new')", &[&format!("pg app {n}"), &amount]).await.unwrap();
+            }
+            (4..=8, false) => my.exec_drop("UPDATE orders SET status = ?, amount = amount + 1 WHERE id = ?", (&status, id)).await.unwrap(),
+            (4..=8, true) => {
+                pg.execute("UPDATE orders SET status = $1, amount = amount + 1 WHERE id = $2", &[&status, &id]).await.unwrap();
+            }
+            (_, false) => my.exec_drop("DELETE FROM orders WHERE id = ?", (id,)).await.unwrap(),
+            (_, true) => {
+                pg.execute("DELETE FROM orders WHERE id = $1", &[&id]).await.unwrap();
+            }
+        }
+        writes.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+struct App {
+    stop: Arc<AtomicBool>,
+    writes: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_app(db: &TestDb, on_pg: bool) -> App {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let task = tokio::spawn(app(db.clone(), on_pg, Arc::clone(&stop), Arc::clone(&writes)));
+    App { stop, writes, task }
+}
+
+impl App {
+    async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// The barrier, then both sides equal at once.
+async fn barrier_then_equal(db: &TestDb, cfg: &Path, what: &str) -> Rows {
+    ok(&tandem(cfg, &["barrier", "--timeout", "120"]), what);
+    let (a, b) = (pg_rows(&db.pg().await, SQL).await, my_rows(&mut db.my().await, SQL).await);
+    assert!(a == b, "{what}: the sides differ right after the barrier: postgres {} rows, mariadb {} rows", a.len(), b.len());
+    a
+}
+
+fn restart(run: &mut Child, cfg: &Path, log: &Path) -> Child {
+    signal(run, libc::SIGTERM);
+    assert_eq!(wait_exit(run, Duration::from_secs(30)).0, Some(0));
+    spawn_run(cfg, log, &[], &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_to_postgres_with_a_way_back_loses_nothing_and_teardown_leaves_no_slot() {
+    let db = support::fresh_db("migration").await;
+    let pg = db.pg().await;
+    let mut my = db.my().await;
+    my.query_drop("CREATE TABLE orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, customer VARCHAR(100) NOT NULL, amount BIGINT NOT NULL, status VARCHAR(40) NOT NULL)")
+        .await
+        .unwrap();
+    my.query_drop(format!("INSERT INTO orders (customer, amount, status) SELECT CONCAT('seed ', seq), seq, 'old' FROM seq_1_to_{SEED}")).await.unwrap();
+    pg.batch_execute("CREATE TABLE orders (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, customer varchar(100) NOT NULL, amount bigint NOT NULL, status varchar(40) NOT NULL)")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+
+    // 1. One-way stream MariaDB → Postgres while the application writes to MariaDB.
+    let forward = config(&db, "mysql-to-postgres");
+    ok(&tandem(&forward, &["init"]), "init");
+    ok(&tandem(&forward, &["validate"]), "validate of the one-way setup");
+    let mut run = spawn_run(&forward, &log, &[], &[]);
+    let on_my = start_app(&db, false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 2. Backfill the rows MariaDB held before, while it writes.
+    ok(&tandem(&forward, &["backfill", "--pair", "orders", "--from", "mysql", "--chunk-rows", "1000"]), "backfill");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // 3. Cut-over: the application stops writing to MariaDB; barrier; equal.
+    let written = on_my.stop().await;
+    assert!(written > 50, "the application wrote {written} times to MariaDB");
+    let rows = barrier_then_equal(&db, &forward, "cut-over").await;
+    assert!(rows.len() as i64 > SEED / 2, "{} rows", rows.len());
+    let synced = ok(&tandem(&forward, &["sequences", "sync"]), "sequences sync");
+    assert!(synced.contains("pair orders: postgres sequence public.orders_id_seq moved from 1 to"), "{synced}");
+
+    // 4. The reverse stream keeps MariaDB current while the application writes to Postgres.
+    let reverse = config(&db, "postgres-to-mysql");
+    run = restart(&mut run, &reverse, &log);
+    let on_pg = start_app(&db, true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let written = on_pg.stop().await;
+    assert!(written > 50, "the application wrote {written} times to Postgres");
+    // 5. Rollback: nothing written to Postgres is missing in MariaDB.
+    let after = barrier_then_equal(&db, &reverse, "rollback").await;
+    assert!(after.iter().any(|r| r[1].as_deref().is_some_and(|c| c.starts_with("pg app"))), "Postgres inserts reached MariaDB");
+
+    // The application is back on MariaDB: its new rows get ids past everything Postgres made.
+    run = restart(&mut run, &forward, &log);
+    ok(&tandem(&forward, &["sequences", "sync"]), "sequences sync for the rollback");
+    let on_my = start_app(&db, false);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    on_my.stop().await;
+    barrier_then_equal(&db, &forward, "after the rollback").await;
+    let st = own_state_schema(&db);
+    for table in ["quarantine", "conflicts"] {
+        let q = format!("SELECT count(*) FROM {st}.{table} WHERE pipeline = '{}'", db.name);
+        assert_eq!(pg_rows(&pg, &q).await, vec![vec![Some("0".to_string())]], "postgres {table}");
+        assert_eq!(my_rows(&mut my, &q).await, vec![vec![Some("0".to_string())]], "mariadb {table}");
+    }
+
+    // 6. Teardown: no slot is left to retain WAL.
+    signal(&run, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(30)).0, Some(0));
+    ok(&tandem(&forward, &["teardown", "--yes"]), "teardown");
+    let slots = pg_rows(&pg, &format!("SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'tandem_{}'", db.name)).await;
+    assert!(slots.is_empty(), "{slots:?}");
+}
