@@ -282,7 +282,7 @@ async fn every_problem_of_a_bad_setup_is_reported_at_once() {
         &[
             "PROBLEM pair a column tags: postgres integer[] ↔ mysql text",
             "PROBLEM pair a column n: postgres text ↔ mysql int(11)",
-            "PROBLEM pair a column ts: postgres timestamp(6) without time zone ↔ mysql datetime: fractional seconds differ",
+            "PROBLEM pair a column ts: postgres timestamp(6) without time zone ↔ mysql datetime: Postgres values written to MySQL change: fractional seconds differ",
             "PROBLEM pair b: Postgres table public.b has no primary key",
             "PROBLEM pair b: MySQL table",
             "PROBLEM pair b column v: postgres text ↔ mysql text: MySQL column character set latin1",
