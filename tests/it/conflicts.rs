@@ -245,7 +245,9 @@ async fn hits_tables(db: &TestDb) -> PathBuf {
                  INSERT INTO upd_count VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = upd_count.n + 1;
                  RETURN NULL;
                END $$;
-             CREATE TRIGGER hits_au AFTER UPDATE ON hits FOR EACH ROW EXECUTE FUNCTION count_upd();",
+             CREATE TRIGGER hits_au AFTER UPDATE ON hits FOR EACH ROW EXECUTE FUNCTION count_upd();
+             -- tandem's sessions run as replica (issue 23): the counter must fire on replicated rows too.
+             ALTER TABLE hits ENABLE ALWAYS TRIGGER hits_au;",
         )
         .await
         .unwrap();
