@@ -45,3 +45,4 @@ mod lifecycle;
 mod oneway;
 mod keyspaces;
 mod migration;
+mod acceptance;

@@ -237,8 +237,10 @@ pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, pgf: &PgFact
                 format!("Postgres table {} does not exist: create it, or correct `postgres` of the pair", pair.postgres),
             ),
             Some(t) => {
-                pg_table(pair, t, pgf, r);
-                shape(pg, pair, r).await;
+                // A refused table's problem says what to do; `init` would not touch it.
+                if !shape(pg, pair, r).await {
+                    pg_table(pair, t, pgf, r);
+                }
             }
         }
         match &myt {
@@ -258,16 +260,20 @@ pub(super) async fn check(cfg: &Config, pg: &Client, my: &mut Conn, pgf: &PgFact
 }
 
 /// Partitioned tables (replicated through their root), and tables tandem
-/// cannot replicate as one table (`schema::partitions`).
-async fn shape(pg: &Client, pair: &PairConfig, r: &mut Report) {
+/// cannot replicate as one table (`schema::partitions`): `true` when refused.
+async fn shape(pg: &Client, pair: &PairConfig, r: &mut Report) -> bool {
     let object = format!("postgres table {}", pair.postgres);
     let shape = match crate::schema::partitions::pg_table_shape(pg, &pair.postgres).await {
         Ok(Some(s)) => s,
-        Ok(None) => return,
-        Err(e) => return r.could_not(&object, pg_err(e)),
+        Ok(None) => return false,
+        Err(e) => {
+            r.could_not(&object, pg_err(e));
+            return false;
+        }
     };
     if let Some(why) = shape.refusal(&pair.postgres) {
-        return r.problem(&object, why);
+        r.problem(&object, why);
+        return true;
     }
     if shape.partitioned() {
         r.info(&object, "is partitioned: replicated through its root (the publication has publish_via_partition_root)");
@@ -281,6 +287,7 @@ async fn shape(pg: &Client, pair: &PairConfig, r: &mut Report) {
             );
         }
     }
+    false
 }
 
 fn pg_table(pair: &PairConfig, t: &PgTable, facts: &PgFacts, r: &mut Report) {
