@@ -313,6 +313,9 @@ async fn stage<Q: TextQuery + Load>(ctx: &Ctx<'_>, dst: &mut Q, rows: &[TextRow]
     };
     idents.push(staging::CHUNK_COL.to_string());
     let target = Target { table: &table, idents: &idents, kinds: &kinds, cols: &cols };
+    if d != Dialect::Postgres {
+        super::load::my_fit_check(s, &cols, rows)?;
+    }
     // The pipeline merges the previous chunk meanwhile: a deadlock with it is retried.
     let mut attempt = 0;
     let result = loop {

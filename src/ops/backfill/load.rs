@@ -4,7 +4,12 @@
 //! the conversion, exactly as a cast from text would (`tables::canonical::
 //! value_param`): Postgres COPY calls the type's input function, MySQL
 //! converts a string literal stored into a typed column; bytes travel as
-//! hex (`\x…` for bytea, `X'…'` for MySQL).
+//! hex (`\x…` for bytea, `X'…'` for MySQL), a set of labels (MySQL SET,
+//! canonically `a,b`) as a Postgres array literal. Values MySQL would
+//! store altered instead of refusing them (`apply::fit`: a YEAR of 1–99, a
+//! SET out of its declared order, excess trailing spaces) are refused
+//! before staging (`my_fit_check`), naming the row and column: the pair's
+//! backfill fails rather than copy them changed.
 
 use crate::tables::sides::{MySide, PgSide, TextRow};
 use crate::schema::ValueKind;
@@ -40,7 +45,34 @@ fn copy_field(out: &mut String, v: Option<&str>, kind: ValueKind) {
     if kind == ValueKind::Bytes {
         out.push_str("\\\\x");
     }
+    if kind == ValueKind::Set {
+        return crate::apply::postgres_sql::copy_escape(out, &crate::codec::pg_array::array_from_set(v));
+    }
     crate::apply::postgres_sql::copy_escape(out, v);
+}
+
+/// Refuses rows with a value MySQL would store altered (see the module doc).
+pub fn my_fit_check(schema: &crate::schema::PairSchema, cols: &[usize], rows: &[TextRow]) -> Result<()> {
+    use crate::model::Value;
+    for row in rows {
+        for &i in cols {
+            let c = &schema.columns[i];
+            let Some(text) = row[i].as_deref() else { continue };
+            let value = match text.parse::<i64>() {
+                Ok(n) if c.my_kind == ValueKind::Int => Value::Int(n),
+                _ => Value::Text(text.to_string()),
+            };
+            if let Err(why) = crate::apply::fit::my_fits(&value, c.my_kind, &c.my_type) {
+                let key: Vec<&str> = schema.key.iter().map(|&k| row[k].as_deref().unwrap_or("NULL")).collect();
+                return Err(Error::Value {
+                    pair: schema.name.clone(),
+                    column: c.name.clone(),
+                    message: format!("row with key {key:?}: {why} (value {text}); change the value at the source or widen the MySQL column, then run the backfill again"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The COPY text-format data of `rows`.
@@ -129,6 +161,35 @@ mod tests {
         let t = target(&idents, &kinds, &[0, 1, 2]);
         let rows = vec![vec![Some("tab\there\\ line\nend".to_string()), Some("00ff".into()), None]];
         assert_eq!(copy_data(&t, &rows, 7), "tab\\there\\\\ line\\nend\t\\\\x00ff\t\\N\t7\n");
+    }
+
+    #[test]
+    fn sets_are_staged_in_postgres_as_array_literals_and_refused_in_mysql_out_of_order() {
+        let idents = vec!["f".to_string(), "tandem_bf_chunk".into()];
+        let kinds = [ValueKind::Set];
+        let t = target(&idents, &kinds, &[0]);
+        let rows = vec![vec![Some("Trailers,Deleted Scenes".to_string())], vec![Some(String::new())]];
+        assert_eq!(copy_data(&t, &rows, 2), "{\"Trailers\",\"Deleted Scenes\"}\t2\n{}\t2\n");
+        use crate::config::Owner;
+        use crate::schema::{ColumnSchema, PairSchema};
+        let table = crate::config::TableName { schema: "s".into(), name: "film".into() };
+        let schema = PairSchema {
+            pair: 0,
+            name: "film".into(),
+            pg_table: table.clone(),
+            my_table: table,
+            columns: vec![
+                ColumnSchema::for_tests("id", Owner::Both, "integer", "int(11)"),
+                ColumnSchema::for_tests("f", Owner::Both, "text[]", "set('Trailers','Deleted Scenes')"),
+                ColumnSchema::for_tests("y", Owner::Both, "integer", "year(4)"),
+            ],
+            key: vec![0],
+        };
+        let row = |f: &str, y: &str| vec![Some("7".to_string()), Some(f.to_string()), Some(y.to_string())];
+        assert!(my_fit_check(&schema, &[0, 1, 2], &[row("Trailers,Deleted Scenes", "2006")]).is_ok());
+        let e = my_fit_check(&schema, &[0, 1, 2], &[row("Deleted Scenes,Trailers", "2006")]).unwrap_err().to_string();
+        assert!(e.contains("film") && e.contains("[\"7\"]") && e.contains("declared order"), "{e}");
+        assert!(my_fit_check(&schema, &[0, 1, 2], &[row("", "5")]).unwrap_err().to_string().contains("YEAR"));
     }
 
     #[test]
