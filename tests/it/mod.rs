@@ -41,3 +41,4 @@ mod lifecycle;
 mod oneway;
 mod keyspaces;
 mod migration;
+mod startup;
