@@ -70,6 +70,10 @@ pub enum Command {
         /// Print every statement init runs on each side, and run nothing (connects to nothing).
         #[arg(long)]
         print_sql: bool,
+        /// Wait up to this many seconds for both databases to accept a login first
+        /// (for containers and units that start with their databases).
+        #[arg(long, value_name = "SECONDS", conflicts_with = "print_sql")]
+        wait: Option<u64>,
     },
     /// Check config, connectivity and table compatibility.
     #[command(after_help = "Exit codes: 0 all checks hold, 1 problems found (with --offline: the config has problems), 2 could not run.")]
@@ -316,8 +320,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
     let path = cli.config.as_path();
     match cli.command {
         Command::Run => run(path).await,
-        Command::Init { print_sql: true } => init_print_sql(path),
-        Command::Init { print_sql: false } => init(path).await,
+        Command::Init { print_sql: true, .. } => init_print_sql(path),
+        Command::Init { print_sql: false, wait } => init(path, wait.map(Duration::from_secs)).await,
         Command::Validate { format, offline: true } => validate_offline(path, format),
         Command::Validate { format, offline: false } => validate(path, format).await,
         Command::Check { pair, repair, format, chunk_rows, max_rows_per_sec } => {
@@ -368,11 +372,16 @@ async fn run(path: &Path) -> ExitCode {
 }
 
 /// `tandem init`: what it did, one line per action; 0, or 2.
-async fn init(path: &Path) -> ExitCode {
+async fn init(path: &Path, wait: Option<Duration>) -> ExitCode {
     let cfg = match load(path, "tandem") {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(within) = wait {
+        if let Err(e) = ops::wait::databases(&cfg, within, |line| eprintln!("tandem init: {line}")).await {
+            return fail("tandem init", e);
+        }
+    }
     match ops::init::init(&cfg).await {
         Ok(report) => {
             for line in report {

@@ -18,3 +18,4 @@ pub mod sequences;
 pub mod status;
 pub mod teardown;
 pub mod validate;
+pub mod wait;

@@ -46,3 +46,4 @@ mod oneway;
 mod keyspaces;
 mod migration;
 mod acceptance;
+mod startup;
