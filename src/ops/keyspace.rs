@@ -13,6 +13,7 @@
 use crate::config::{Config, PairConfig};
 use crate::sql::{my, pg};
 use crate::Result;
+use crate::state::mysql::text_at as my_text;
 use mysql_async::prelude::Queryable;
 
 /// A Postgres sequence behind a key column.
@@ -136,16 +137,6 @@ fn int(text: Option<String>) -> Option<i128> {
     text.and_then(|t| t.trim().parse::<i128>().ok())
 }
 
-/// Column `i` of a MySQL row as text.
-fn my_text(row: &mysql_async::Row, i: usize) -> Option<String> {
-    match row.as_ref(i)? {
-        mysql_async::Value::NULL => None,
-        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        mysql_async::Value::Int(n) => Some(n.to_string()),
-        mysql_async::Value::UInt(n) => Some(n.to_string()),
-        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
-    }
-}
 
 /// The pair's key columns on the Postgres side: `key` from the config, else the primary key.
 async fn pg_key(pgc: &tokio_postgres::Client, pair: &PairConfig, table: &str) -> Result<Vec<String>> {

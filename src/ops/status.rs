@@ -19,6 +19,7 @@ use crate::state::mysql::{MyPipelineState, MyState};
 use crate::state::postgres::{PgPipelineState, PgState};
 use crate::state::{CheckpointRow, ParkedCount};
 use crate::Result;
+use crate::state::mysql::text_at as my_text;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -266,16 +267,6 @@ async fn read_postgres(cfg: &Config) -> Result<SideRead> {
     Ok(SideRead { server, checkpoint, open_conflicts, quarantine, parked, lease_holder })
 }
 
-/// Any MySQL value as text (NULL → None).
-fn my_text(row: &mysql_async::Row, i: usize) -> Option<String> {
-    match row.as_ref(i)? {
-        mysql_async::Value::NULL => None,
-        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        mysql_async::Value::Int(n) => Some(n.to_string()),
-        mysql_async::Value::UInt(n) => Some(n.to_string()),
-        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
-    }
-}
 
 async fn read_mysql(cfg: &Config) -> Result<SideRead> {
     let mut my = crate::db::connect_mysql(&cfg.mysql.endpoint).await?;

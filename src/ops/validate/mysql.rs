@@ -9,7 +9,7 @@ use super::postgres::PgFacts;
 use super::{my_err, Report};
 use crate::config::Config;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row, Value};
+use mysql_async::{Conn, Row};
 
 /// What the pair checks need to know about the MySQL session.
 #[derive(Debug, Clone, Default)]
@@ -24,15 +24,7 @@ pub(super) struct MyFacts {
 type Res<T> = Result<T, String>;
 
 /// Column `i` of a row as text (`None` for NULL or a missing column).
-pub(super) fn text(row: &Row, i: usize) -> Option<String> {
-    match row.as_ref(i)? {
-        Value::NULL => None,
-        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::Int(n) => Some(n.to_string()),
-        Value::UInt(n) => Some(n.to_string()),
-        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
-    }
-}
+pub(super) use crate::state::mysql::text_at as text;
 
 /// The column named `name` (case-insensitive) as text.
 fn named(row: &Row, name: &str) -> Option<String> {

@@ -51,7 +51,7 @@ fn push_opt(out: &mut String, v: Option<&str>) {
 }
 
 /// Column `i` of `row` as text, whatever its type (NULL → `None`).
-fn text_at(row: &mysql_async::Row, i: usize) -> Option<String> {
+pub(crate) fn text_at(row: &mysql_async::Row, i: usize) -> Option<String> {
     match row.as_ref(i)? {
         mysql_async::Value::NULL => None,
         mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
